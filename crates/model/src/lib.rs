@@ -4,6 +4,7 @@
 
 pub mod id;
 pub mod primitive;
+pub mod resource;
 pub mod rsc;
 pub mod schema;
 pub mod time;
@@ -11,6 +12,7 @@ pub mod types;
 
 pub use id::{CseId, Home, IdError, Originator, SpId, Target};
 pub use primitive::{FilterCriteria, FilterUsage, Request, Response};
+pub use resource::Resource;
 pub use rsc::ResponseStatusCode;
 pub use time::Timestamp;
 pub use types::{

@@ -1,0 +1,194 @@
+//! Storage of the oneM2M resource tree.
+//!
+//! [`Store`] is the boundary every service uses: synchronous reads on a pooled connection and
+//! writes submitted as closures that run inside one transaction. The SQLite implementation
+//! ([`SqliteStore`]) runs all writes on one thread and commits them in groups, so a response is
+//! sent only after its change is durable while concurrent writers share each `fsync`.
+//!
+//! **Architecture Invariant:** a write closure either commits completely or leaves nothing behind
+//! (each runs in its own savepoint), and its result is delivered only after the commit.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use m2mtrust_model::{Resource, ResourceType, Timestamp};
+pub use sqlite::{Durability, SqliteStore};
+
+/// Storage failures. These are internal errors for the peer (5000); details go to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A stored document could not be decoded.
+    #[error("corrupt stored resource {ri}: {why}")]
+    Corrupt {
+        /// The resource.
+        ri: String,
+        /// The decoding error.
+        why: String,
+    },
+    /// A unique key was taken (same `ri`, or same `rn` under one parent).
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    /// The writer thread is gone (shutdown).
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// Query for discovery below a subtree (TS-0004 §7.3.3.17, the conditions a store can index).
+#[derive(Clone, Debug, Default)]
+pub struct DiscoveryQuery {
+    /// Structured address of the subtree root; the root itself is included.
+    pub root_srn: String,
+    /// Depth of the root (number of `/` in its srn).
+    pub root_depth: u32,
+    /// Maximum depth below the root (`lvl`).
+    pub max_level: Option<u32>,
+    /// `ty` alternatives.
+    pub types: Vec<ResourceType>,
+    /// `lbl` alternatives.
+    pub labels: Vec<String>,
+    /// `cra`.
+    pub created_after: Option<Timestamp>,
+    /// `crb`.
+    pub created_before: Option<Timestamp>,
+    /// `ms`.
+    pub modified_since: Option<Timestamp>,
+    /// `us`.
+    pub unmodified_since: Option<Timestamp>,
+    /// `exa`.
+    pub expire_after: Option<Timestamp>,
+    /// `exb`.
+    pub expire_before: Option<Timestamp>,
+    /// Resources that have expired at this time are left out.
+    pub now: Timestamp,
+    /// Upper bound of rows to return.
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u32,
+}
+
+/// One deleted resource, reported so that callers can notify and audit.
+#[derive(Clone, Debug)]
+pub struct Deleted {
+    /// The resource as it was.
+    pub resource: Resource,
+}
+
+/// Read access, on a pooled connection or inside a write transaction.
+pub trait Reader {
+    /// The resource with this `ri`.
+    fn get(&self, ri: &str) -> Result<Option<Resource>, StoreError>;
+    /// The resource at this structured address.
+    fn get_by_srn(&self, srn: &str) -> Result<Option<Resource>, StoreError>;
+    /// Direct children, optionally of one type, oldest first.
+    fn children(&self, pi: &str, ty: Option<ResourceType>) -> Result<Vec<Resource>, StoreError>;
+    /// The newest (`newest`) or oldest direct child of type `ty` that has not expired at `now`.
+    fn edge_child(
+        &self,
+        pi: &str,
+        ty: ResourceType,
+        newest: bool,
+        now: Timestamp,
+    ) -> Result<Option<Resource>, StoreError>;
+    /// Resources matching a discovery query, in tree order.
+    fn discover(&self, q: &DiscoveryQuery) -> Result<Vec<Resource>, StoreError>;
+    /// Up to `limit` resources whose `et` is at or before `now`, shallowest first.
+    fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Resource>, StoreError>;
+    /// The `ri`s of every resource that has a direct `<subscription>` child.
+    fn subscribed_parents(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// Write access inside one transaction.
+pub trait Writer: Reader {
+    /// Inserts a new resource; [`StoreError::Duplicate`] when `ri` or (`pi`, `rn`) is taken.
+    fn insert(&mut self, r: &Resource) -> Result<(), StoreError>;
+    /// Replaces the attributes of an existing resource (same `ri`, `srn`).
+    fn update(&mut self, r: &Resource) -> Result<(), StoreError>;
+    /// Deletes a resource and its whole subtree; returns what was deleted, root first.
+    fn delete_subtree(&mut self, ri: &str) -> Result<Vec<Deleted>, StoreError>;
+}
+
+/// Called with the commit outcome after the group containing a job committed (or failed).
+pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A write job: runs in the transaction, says whether its changes stand (`true`) or must be
+/// rolled back (`false`), and hands back the completion to call after the commit.
+pub type WriteJob = Box<dyn FnOnce(&mut dyn Writer) -> (bool, Completion) + Send>;
+
+/// A resource-tree store shared by many tasks.
+pub trait Store: Send + Sync {
+    /// Runs `f` against a consistent snapshot.
+    fn with_reader(
+        &self,
+        f: &mut dyn FnMut(&dyn Reader) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Queues a write job.
+    fn submit(&self, job: WriteJob) -> Result<(), StoreError>;
+}
+
+/// Typed helpers over any [`Store`].
+pub trait StoreExt {
+    /// Runs a read closure and returns its value.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&dyn Reader) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError>;
+    /// Runs a write closure in a transaction; resolves after it is durable. An `Err` from the
+    /// closure rolls its changes back and is returned as is.
+    fn write<T, E>(
+        &self,
+        f: impl FnOnce(&mut dyn Writer) -> Result<T, E> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T, E>> + Send
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static;
+}
+
+impl StoreExt for Arc<dyn Store> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&dyn Reader) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.with_reader(&mut |r| {
+            if let Some(f) = f.take() {
+                out = Some(f(r)?);
+            }
+            Ok(())
+        })?;
+        out.ok_or(StoreError::Closed)
+    }
+
+    fn write<T, E>(
+        &self,
+        f: impl FnOnce(&mut dyn Writer) -> Result<T, E> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T, E>> + Send
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: WriteJob = Box::new(move |w| {
+            let result = f(w);
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |commit| {
+                let out = match (commit, result) {
+                    (Ok(()), r) => r,
+                    (Err(e), Ok(_)) => Err(E::from(e)),
+                    (Err(_), Err(e)) => Err(e),
+                };
+                let _ = tx.send(out);
+            });
+            (ok, completion)
+        });
+        let submitted = self.submit(job);
+        async move {
+            submitted.map_err(E::from)?;
+            rx.await.map_err(|_| E::from(StoreError::Closed))?
+        }
+    }
+}
