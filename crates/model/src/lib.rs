@@ -3,6 +3,7 @@
 //! [`time::Timestamp::now`] exists for the outer layers only.
 
 pub mod id;
+pub mod peer;
 pub mod primitive;
 pub mod resource;
 pub mod rsc;
@@ -11,6 +12,7 @@ pub mod time;
 pub mod types;
 
 pub use id::{CseId, Home, IdError, Originator, SpId, Target};
+pub use peer::{Authentication, PeerIdentity};
 pub use primitive::{FilterCriteria, FilterUsage, Request, Response};
 pub use resource::Resource;
 pub use rsc::ResponseStatusCode;
