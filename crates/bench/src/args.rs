@@ -1,0 +1,114 @@
+//! Command-line arguments of `m2mtrust bench`.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+/// A named, fixed request sequence, so runs against different CSEs measure the same thing.
+#[derive(ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Register an AE, create a container, create N contentInstances, retrieve the latest N
+    /// times, delete the AE.
+    #[value(name = "W1")]
+    W1,
+}
+
+/// `m2mtrust bench` arguments.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// CSEBase URL of the CSE under test (http only for now).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080/cse-in"
+    )]
+    pub url: String,
+
+    /// Workload to run.
+    #[arg(long, value_enum, ignore_case = true, default_value = "W1")]
+    pub workload: Workload,
+
+    /// Requests per measured phase (e.g. N creates, then N retrieves).
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+
+    /// Concurrent clients, each on its own keep-alive connection; a comma list such as `1,8`
+    /// runs the workload once per value and reports each.
+    #[arg(short = 'c', long, value_name = "C[,C...]", value_delimiter = ',', default_value = "1",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub clients: Vec<u32>,
+
+    /// Originator registering the AE [default: a fresh `Cbench-<random>` per run, so reruns and
+    /// leftovers from `--keep` never collide].
+    #[arg(long, value_name = "ID")]
+    pub origin: Option<String>,
+
+    /// Originator allowed to delete any resource; cleanup falls back to it when the AE cannot
+    /// delete itself.
+    #[arg(long, value_name = "ID", default_value = "CAdmin")]
+    pub admin: String,
+
+    /// oneM2M release version indicator sent as X-M2M-RVI.
+    #[arg(long, value_name = "RVI", default_value = "3")]
+    pub rvi: String,
+
+    /// Leave the AE and its data on the CSE instead of deleting it at the end.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Per-request timeout: seconds, or a number with an `ms` or `s` suffix.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Don't draw progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Name printed in the report (e.g. `m2mtrust` or `ACME`) to tell runs apart.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+}
+
+/// Parses `30`, `30s`, `1.5s` or `500ms`; zero is refused since every request would time out.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (use e.g. 30, 30s or 500ms)"))?;
+    let secs = value * scale;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("{text:?} must be a positive duration"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5m").is_err());
+    }
+}

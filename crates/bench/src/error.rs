@@ -1,0 +1,90 @@
+//! Errors that stop a bench run.
+
+/// Why a bench run could not produce a report.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The `--url` value is not a usable URL.
+    #[error("invalid CSE URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The URL scheme has no connector yet.
+    #[error("CSE URL {url:?} uses scheme {scheme:?}, but only http is supported")]
+    UnsupportedScheme {
+        /// The URL as given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+
+    /// An argument is out of range.
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// Which argument.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An argument cannot be put into an HTTP header.
+    #[error("{what} {value:?} cannot be sent as an HTTP header value")]
+    InvalidHeader {
+        /// Which argument.
+        what: &'static str,
+        /// Its value.
+        value: String,
+    },
+
+    /// A setup or cleanup request was answered, but not with the expected response status code.
+    #[error("{step} was refused by the CSE: HTTP {status}, RSC {rsc}{}", dbg_suffix(.dbg))]
+    Refused {
+        /// Which step (e.g. "registering the AE").
+        step: &'static str,
+        /// HTTP status code.
+        status: u16,
+        /// X-M2M-RSC, or "none" when the header was missing.
+        rsc: String,
+        /// `m2m:dbg` of the response, or the start of a non-JSON body.
+        dbg: Option<String>,
+    },
+
+    /// A setup request got no response at all.
+    #[error("{step} got no response from {url}: {reason}")]
+    Transport {
+        /// Which step.
+        step: &'static str,
+        /// Request URL.
+        url: String,
+        /// Transport error, with its causes.
+        reason: String,
+    },
+
+    /// No request of a whole run succeeded, which points at the CSE or the arguments, not at load.
+    #[error("every request failed with {clients} client(s): {summary}")]
+    AllFailed {
+        /// Concurrency of the failed run.
+        clients: u32,
+        /// Error kinds with counts.
+        summary: String,
+    },
+
+    /// A worker task died; only a bug in this crate can cause it.
+    #[error("a bench worker task failed: {0}")]
+    Worker(String),
+
+    /// The report could not be written to stdout.
+    #[error("writing the report failed: {0}")]
+    Output(#[from] std::io::Error),
+
+    /// The report could not be encoded as JSON.
+    #[error("encoding the report as JSON failed: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+fn dbg_suffix(dbg: &Option<String>) -> String {
+    dbg.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+}

@@ -1,0 +1,68 @@
+//! Load tool for oneM2M HTTP CSEs.
+//!
+//! Drives any CSE by URL with a named workload and reports throughput and latency per phase,
+//! so the same numbers can be taken from m2mtrust and from other CSEs and compared side by side.
+
+mod args;
+mod client;
+mod error;
+mod progress;
+mod report;
+mod stats;
+mod w1;
+
+use std::io::{IsTerminal, Write};
+
+use hyper_util::client::legacy::connect::Connect;
+
+pub use args::{BenchArgs, Workload};
+pub use error::BenchError;
+pub use report::{Cleanup, ErrorCount, Latency, Phase, PhaseReport, Report, RunReport};
+
+use client::{Scheme, Target};
+
+/// Runs the workload, prints progress (indicatif, to stderr, hidden when stderr is not a terminal
+/// or with `--quiet`) and a report table (or JSON with `--json`) to stdout; returns the report.
+pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
+    let target = Target::parse(&args.url)?;
+    let report = match target.scheme {
+        Scheme::Http => run_with(args, &target, client::http_connector(args.timeout)).await?,
+    };
+    print_report(&report, args.json)?;
+    Ok(report)
+}
+
+/// Runs every requested clients value over one connector type; TLS only needs another connector.
+async fn run_with<C>(args: &BenchArgs, target: &Target, connector: C) -> Result<Report, BenchError>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let settings = w1::Settings::from_args(args, target)?;
+    let hide_progress = args.quiet || !std::io::stderr().is_terminal();
+    let mut runs = Vec::with_capacity(args.clients.len());
+    for &clients in &args.clients {
+        let run = match args.workload {
+            Workload::W1 => w1::run(&settings, clients, connector.clone(), hide_progress).await?,
+        };
+        runs.push(run);
+    }
+    Ok(Report {
+        label: args.label.clone(),
+        url: target.base.clone(),
+        workload: args.workload,
+        count: args.count,
+        runs,
+    })
+}
+
+fn print_report(report: &Report, json: bool) -> Result<(), BenchError> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{report}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
