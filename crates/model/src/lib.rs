@@ -18,5 +18,6 @@ pub use resource::Resource;
 pub use rsc::ResponseStatusCode;
 pub use time::Timestamp;
 pub use types::{
-    DiscoveryResultType, NotificationEventType, Operation, ResourceType, ResultContent,
+    ConsistencyStrategy, DiscoveryResultType, NotificationEventType, Operation, ResourceType,
+    ResultContent,
 };

@@ -30,7 +30,10 @@ pub struct PeerIdentity {
 impl PeerIdentity {
     /// A peer reached without a security association.
     pub fn unauthenticated(addr: Option<SocketAddr>) -> Self {
-        Self { addr, authentication: Authentication::None }
+        Self {
+            addr,
+            authentication: Authentication::None,
+        }
     }
 
     /// An in-process caller (the CSE itself, tests).

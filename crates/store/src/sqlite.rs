@@ -134,10 +134,10 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let conn = self.checkout()?;
         let result = f(&Conn(&conn));
-        if let Ok(mut pool) = self.readers.lock() {
-            if pool.len() < 32 {
-                pool.push(conn);
-            }
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < 32
+        {
+            pool.push(conn);
         }
         result
     }

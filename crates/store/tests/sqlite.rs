@@ -1,5 +1,7 @@
 //! The SQLite store against a real database file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use m2mtrust_model::{Resource, ResourceType, Timestamp};

@@ -1,0 +1,347 @@
+//! Configuration: defaults, then the TOML file, then flags and environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use m2mtrust_cse::CseConfig;
+use m2mtrust_model::{CseId, Home, SpId};
+use m2mtrust_store::Durability;
+use serde::Deserialize;
+
+/// A configuration problem; the message names the key or flag.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this program.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key path or flag.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The TOML file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data folder.
+    pub data: Option<PathBuf>,
+    /// `[cse]`.
+    #[serde(default)]
+    pub cse: CseSection,
+    /// `[http]`.
+    #[serde(default)]
+    pub http: HttpSection,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[cse]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CseSection {
+    /// `cse.cse_id`.
+    pub cse_id: Option<String>,
+    /// `cse.cse_base_name`.
+    pub cse_base_name: Option<String>,
+    /// `cse.sp_id`.
+    pub sp_id: Option<String>,
+    /// `cse.admin_originator`.
+    pub admin_originator: Option<String>,
+    /// `cse.admin_bypass`.
+    pub admin_bypass: Option<bool>,
+    /// `cse.max_expiration_secs`.
+    pub max_expiration_secs: Option<u64>,
+    /// `cse.default_expiration_secs`.
+    pub default_expiration_secs: Option<u64>,
+    /// `cse.verification_timeout_ms`.
+    pub verification_timeout_ms: Option<u64>,
+}
+
+/// `[http]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// `http.listen`: plain HTTP address.
+    pub listen: Option<String>,
+    /// `http.max_body`: largest request body in bytes.
+    pub max_body: Option<usize>,
+}
+
+/// `[store]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `store.durability`: `full` or `process`.
+    pub durability: Option<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `log.filter`, e.g. `info,audit=debug`.
+    pub filter: Option<String>,
+    /// `log.format`: `text` or `json`.
+    pub format: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Everything a server process runs with, after merging.
+#[derive(Debug)]
+pub struct Settings {
+    /// Data folder.
+    pub data: PathBuf,
+    /// The CSE.
+    pub cse: CseConfig,
+    /// Plain HTTP listener.
+    pub http: Option<SocketAddr>,
+    /// Request body limit.
+    pub max_body: usize,
+    /// Commit durability.
+    pub durability: Durability,
+}
+
+/// Values given on the command line or in the environment (they win over the file).
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// `--data`.
+    pub data: Option<PathBuf>,
+    /// `--http`.
+    pub http: Option<String>,
+    /// `--cse-id`.
+    pub cse_id: Option<String>,
+    /// `--cse-name`.
+    pub cse_base_name: Option<String>,
+    /// `--sp-id`.
+    pub sp_id: Option<String>,
+    /// `--admin`.
+    pub admin_originator: Option<String>,
+    /// `--no-admin-bypass`.
+    pub no_admin_bypass: bool,
+    /// `--max-body`.
+    pub max_body: Option<usize>,
+    /// `--durability`.
+    pub durability: Option<String>,
+}
+
+/// The default plain HTTP address (until the TLS listeners exist).
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+
+impl Settings {
+    /// Merges defaults, file and overrides.
+    pub fn resolve(
+        file: FileConfig,
+        o: Overrides,
+        default_data: &Path,
+    ) -> Result<Self, ConfigError> {
+        let defaults = CseConfig::default();
+        let cse_id = o
+            .cse_id
+            .or(file.cse.cse_id)
+            .unwrap_or_else(|| defaults.home.cse_id.to_string());
+        let cse_id = CseId::parse(&cse_id).map_err(|e| ConfigError::Invalid {
+            key: "cse.cse_id",
+            message: e.to_string(),
+        })?;
+        let sp_id = o
+            .sp_id
+            .or(file.cse.sp_id)
+            .unwrap_or_else(|| defaults.home.sp_id.to_string());
+        let sp_id = SpId::parse(&sp_id).map_err(|e| ConfigError::Invalid {
+            key: "cse.sp_id",
+            message: e.to_string(),
+        })?;
+        let cse_base_name = o
+            .cse_base_name
+            .or(file.cse.cse_base_name)
+            .unwrap_or(defaults.home.cse_base_name.clone());
+        if cse_base_name.is_empty()
+            || cse_base_name.contains('/')
+            || cse_base_name.starts_with(['~', '_'])
+        {
+            return Err(ConfigError::Invalid {
+                key: "cse.cse_base_name",
+                message: format!(
+                    "{cse_base_name:?} must be one path segment not starting with '~' or '_'"
+                ),
+            });
+        }
+        let admin = o
+            .admin_originator
+            .or(file.cse.admin_originator)
+            .unwrap_or(defaults.admin_originator.clone());
+        if admin.is_empty() || admin.contains(char::is_whitespace) {
+            return Err(ConfigError::Invalid {
+                key: "cse.admin_originator",
+                message: "must be a non-empty originator".into(),
+            });
+        }
+        let admin_bypass = !o.no_admin_bypass && file.cse.admin_bypass.unwrap_or(true);
+        let secs = |v: Option<u64>, key: &'static str, default: i64| -> Result<i64, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(0) => Err(ConfigError::Invalid {
+                    key,
+                    message: "must be greater than 0".into(),
+                }),
+                Some(s) => i64::try_from(s).map_err(|_| ConfigError::Invalid {
+                    key,
+                    message: "too large".into(),
+                }),
+            }
+        };
+        let max_expiration_secs = secs(
+            file.cse.max_expiration_secs,
+            "cse.max_expiration_secs",
+            defaults.max_expiration_secs,
+        )?;
+        let default_expiration_secs = secs(
+            file.cse.default_expiration_secs,
+            "cse.default_expiration_secs",
+            defaults.default_expiration_secs,
+        )?;
+        let http = o
+            .http
+            .or(file.http.listen)
+            .unwrap_or_else(|| DEFAULT_HTTP.to_string());
+        let http: Option<SocketAddr> = if http == "off" || http.is_empty() {
+            None
+        } else {
+            Some(http.parse().map_err(|e| ConfigError::Invalid {
+                key: "http.listen",
+                message: format!("{http:?}: {e}"),
+            })?)
+        };
+        let max_body = o.max_body.or(file.http.max_body).unwrap_or(1 << 20);
+        if max_body < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "http.max_body",
+                message: "must be at least 1024 bytes".into(),
+            });
+        }
+        let durability = match o.durability.or(file.store.durability).as_deref() {
+            None | Some("full") => Durability::Full,
+            Some("process") => Durability::Process,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    key: "store.durability",
+                    message: format!("{other:?} is not one of full, process"),
+                });
+            }
+        };
+        let data = o
+            .data
+            .or(file.data)
+            .unwrap_or_else(|| default_data.to_path_buf());
+        let mut poa = Vec::new();
+        if let Some(addr) = http {
+            poa.push(format!("http://{addr}"));
+        }
+        let cse = CseConfig {
+            home: Home {
+                sp_id,
+                cse_id,
+                cse_base_name,
+            },
+            admin_originator: admin,
+            admin_bypass,
+            max_expiration_secs,
+            default_expiration_secs: default_expiration_secs.min(max_expiration_secs),
+            poa,
+            verification_timeout: file
+                .cse
+                .verification_timeout_ms
+                .map_or(defaults.verification_timeout, Duration::from_millis),
+            ..defaults
+        };
+        Ok(Self {
+            data,
+            cse,
+            http,
+            max_body,
+            durability,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_operator_contract() {
+        let s =
+            Settings::resolve(FileConfig::default(), Overrides::default(), Path::new("d")).unwrap();
+        assert_eq!(s.cse.home.cse_id.as_str(), "/id-in");
+        assert_eq!(s.cse.home.cse_base_name, "cse-in");
+        assert_eq!(s.cse.home.sp_id.as_str(), "//m2mtrust.example");
+        assert_eq!(s.cse.admin_originator, "CAdmin");
+        assert_eq!(s.http, Some(DEFAULT_HTTP.parse().unwrap()));
+        assert_eq!(s.durability, Durability::Full);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_errors_name_the_key() {
+        let file: FileConfig =
+            toml::from_str("[cse]\ncse_id = \"/id-file\"\n[http]\nlisten = \"127.0.0.1:1\"")
+                .unwrap();
+        let o = Overrides {
+            cse_id: Some("/id-flag".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(file, o, Path::new("d")).unwrap();
+        assert_eq!(s.cse.home.cse_id.as_str(), "/id-flag");
+        assert_eq!(s.http.unwrap().port(), 1);
+
+        let err = toml::from_str::<FileConfig>("[cse]\ncse_idd = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cse_idd"), "{err}");
+        let bad: FileConfig = toml::from_str("[store]\ndurability = \"sometimes\"").unwrap();
+        let err = Settings::resolve(bad, Overrides::default(), Path::new("d"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("store.durability"), "{err}");
+        let bad: FileConfig = toml::from_str("[http]\nlisten = \"nowhere\"").unwrap();
+        let err = Settings::resolve(bad, Overrides::default(), Path::new("d"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("http.listen"), "{err}");
+    }
+}

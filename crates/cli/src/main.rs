@@ -1,0 +1,104 @@
+//! `m2mtrust`: the oneM2M security system's single binary.
+
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// oneM2M CSE with the security functions of TS-0003: run it, or drive one with the load tool.
+///
+/// Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+#[derive(Debug, Parser)]
+#[command(name = "m2mtrust", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole stack in one process with embedded defaults (SQLite in the data folder).
+    ///
+    /// Prints every endpoint and the admin originator. Ready means: `GET /cse-in` with
+    /// `X-M2M-Origin: CAdmin` answers 2000.
+    Up(ServeArgs),
+    /// Run a CSE alone, usually from a configuration file.
+    Cse(ServeArgs),
+    /// Load-test any oneM2M HTTP CSE with a named workload and print req/s and latency percentiles.
+    Bench(m2mtrust_bench::BenchArgs),
+}
+
+/// Options shared by the server commands. Each has an environment variable; flags and variables
+/// win over the configuration file, which wins over the defaults.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Data folder: the SQLite database and, later, keys and certificates live here.
+    #[arg(long, env = "M2MTRUST_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// TOML configuration file (keys: data, [cse], [http], [store], [log]; see README.md).
+    #[arg(long, env = "M2MTRUST_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Plain HTTP listener, development only: requests have no security association.
+    /// Default 127.0.0.1:8080; `off` disables it.
+    #[arg(long, env = "M2MTRUST_HTTP", value_name = "ADDR")]
+    http: Option<String>,
+    /// This CSE's CSE-ID [default: /id-in].
+    #[arg(long, env = "M2MTRUST_CSE_ID", value_name = "ID")]
+    cse_id: Option<String>,
+    /// The resourceName of <CSEBase> [default: cse-in].
+    #[arg(long, env = "M2MTRUST_CSE_NAME", value_name = "NAME")]
+    cse_name: Option<String>,
+    /// The M2M Service Provider ID [default: //m2mtrust.example].
+    #[arg(long, env = "M2MTRUST_SP_ID", value_name = "SP-ID")]
+    sp_id: Option<String>,
+    /// The admin originator [default: CAdmin].
+    #[arg(long, env = "M2MTRUST_ADMIN", value_name = "ORIGINATOR")]
+    admin: Option<String>,
+    /// Subject the admin originator to access control like anyone else.
+    #[arg(long, env = "M2MTRUST_NO_ADMIN_BYPASS")]
+    no_admin_bypass: bool,
+    /// Largest accepted request body in bytes [default: 1048576].
+    #[arg(long, env = "M2MTRUST_MAX_BODY", value_name = "BYTES")]
+    max_body: Option<usize>,
+    /// `full`: fsync every group commit (survives power loss). `process`: survives a killed
+    /// process only [default: full].
+    #[arg(long, env = "M2MTRUST_DURABILITY", value_name = "MODE")]
+    durability: Option<String>,
+    /// Log filter, e.g. `info` or `info,audit=debug` [default: info; RUST_LOG also works].
+    #[arg(long, env = "M2MTRUST_LOG", value_name = "FILTER")]
+    log: Option<String>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "M2MTRUST_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => serve::run(args, serve::Mode::Up).await,
+            Command::Cse(args) => serve::run(args, serve::Mode::Cse).await,
+            Command::Bench(args) => match m2mtrust_bench::run(&args).await {
+                Ok(report) if report.errors() == 0 => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            },
+        }
+    })
+}

@@ -1,0 +1,46 @@
+//! Settings of one CSE.
+
+use m2mtrust_model::{CseId, Home, SpId};
+
+/// What a CSE needs to know about itself.
+#[derive(Clone, Debug)]
+pub struct CseConfig {
+    /// SP-ID, CSE-ID and CSEBase name.
+    pub home: Home,
+    /// The admin originator (`CAdmin`), permitted everything while `admin_bypass` is on.
+    pub admin_originator: String,
+    /// Whether the admin originator bypasses access control (logged on every use).
+    pub admin_bypass: bool,
+    /// Largest lifetime a resource may ask for; later `et`s are clamped to now + this.
+    pub max_expiration_secs: i64,
+    /// Lifetime of a resource created without `et`.
+    pub default_expiration_secs: i64,
+    /// The CSE's points of access, published in `<CSEBase>`.
+    pub poa: Vec<String>,
+    /// How long a subscription verification request may take.
+    pub verification_timeout: std::time::Duration,
+    /// Upper bound of results of one discovery.
+    pub max_discovery_results: u32,
+    /// Deepest group nesting followed when fanning out.
+    pub max_group_depth: u32,
+}
+
+impl Default for CseConfig {
+    fn default() -> Self {
+        Self {
+            home: Home {
+                sp_id: SpId::parse("//m2mtrust.example").unwrap_or_else(|_| unreachable!()),
+                cse_id: CseId::parse("/id-in").unwrap_or_else(|_| unreachable!()),
+                cse_base_name: "cse-in".into(),
+            },
+            admin_originator: "CAdmin".into(),
+            admin_bypass: true,
+            max_expiration_secs: 5 * 365 * 24 * 3600,
+            default_expiration_secs: 5 * 365 * 24 * 3600,
+            poa: Vec::new(),
+            verification_timeout: std::time::Duration::from_secs(5),
+            max_discovery_results: 1000,
+            max_group_depth: 3,
+        }
+    }
+}
