@@ -813,3 +813,118 @@ fn group_fan_out_and_remote_cse_registration() {
         2000
     );
 }
+
+#[test]
+fn subscription_verification_targets_and_counters() {
+    let (_dir, s) = server();
+    let rx = receiver();
+    // The AE publishes the receiver as its point of access, so `nu` may name the AE-ID.
+    let r = s.call(
+        "POST",
+        "/cse-in",
+        Some("Csub"),
+        Some(2),
+        Some(&json!({"m2m:ae": {"rn": "subae", "api": "Nx", "rr": true, "poa": [rx.url]}})),
+    );
+    assert_eq!(r.rsc(), 2001, "{}", r.body);
+    let ae = "Csub";
+    s.call(
+        "POST",
+        "/cse-in/subae",
+        Some(ae),
+        Some(3),
+        Some(&json!({"m2m:cnt": {"rn": "c"}})),
+    );
+
+    // A target that cannot be reached fails the creation with 5204; nothing is stored.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/", dead.local_addr().unwrap());
+    drop(dead);
+    let r = s.call(
+        "POST",
+        "/cse-in/subae/c",
+        Some(ae),
+        Some(23),
+        Some(&json!({"m2m:sub": {"rn": "x", "nu": [dead_url]}})),
+    );
+    assert_eq!((r.rsc(), r.status), (5204, 500), "{}", r.body);
+    assert_eq!(
+        s.call("GET", "/cse-in/subae/c/x", Some(ae), None, None)
+            .rsc(),
+        4004
+    );
+    let r = s.call(
+        "POST",
+        "/cse-in/subae/c",
+        Some(ae),
+        Some(23),
+        Some(&json!({"m2m:sub": {"nu": ["u"], "enc": {"net": [9]}}})),
+    );
+    assert_eq!(r.rsc(), 4000, "{}", r.body);
+
+    // nu = the originator's own AE-ID: no verification, delivery to its poa. Updates (net 1,
+    // modified attributes only), and an expirationCounter of 2.
+    let r = s.call(
+        "POST",
+        "/cse-in/subae/c",
+        Some(ae),
+        Some(23),
+        Some(&json!({"m2m:sub": {"rn": "upd", "nu": [ae], "nct": 2, "exc": 2, "enc": {"net": [1, 2]}}})),
+    );
+    assert_eq!(r.rsc(), 2001, "{}", r.body);
+    assert!(
+        rx.rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "no verification request to the originator itself"
+    );
+    for mni in [5, 6] {
+        assert_eq!(
+            s.call(
+                "PUT",
+                "/cse-in/subae/c",
+                Some(ae),
+                None,
+                Some(&json!({"m2m:cnt": {"mni": mni}}))
+            )
+            .rsc(),
+            2004
+        );
+        let n = rx
+            .rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("update notification");
+        assert_eq!(n["m2m:sgn"]["nev"]["net"], 1);
+        assert_eq!(
+            n["m2m:sgn"]["nev"]["rep"],
+            json!({"m2m:cnt": {"mni": mni}}),
+            "nct 2: modified attributes only"
+        );
+    }
+    // exc reached 0: the subscription is gone.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        s.call("GET", "/cse-in/subae/c/upd", Some(ae), None, None)
+            .rsc(),
+        4004
+    );
+
+    // Deleting a subscribed resource notifies net 2.
+    let r = s.call(
+        "POST",
+        "/cse-in/subae/c",
+        Some(ae),
+        Some(23),
+        Some(&json!({"m2m:sub": {"rn": "del", "nu": [ae], "enc": {"net": [2]}}})),
+    );
+    assert_eq!(r.rsc(), 2001);
+    assert_eq!(
+        s.call("DELETE", "/cse-in/subae/c", Some(ae), None, None)
+            .rsc(),
+        2002
+    );
+    let n = rx
+        .rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("delete notification");
+    assert_eq!(n["m2m:sgn"]["nev"]["net"], 2, "{n}");
+    assert_eq!(n["m2m:sgn"]["nev"]["rep"]["m2m:cnt"]["rn"], "c");
+}

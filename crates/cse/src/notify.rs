@@ -204,6 +204,43 @@ impl Cse {
             };
             let body = json!({"m2m:sgn": {"nev": {"rep": rep, "net": net.code()}, "sur": sub.srn}});
             self.deliver(&sub, body);
+            if net != Net::DeleteOfResource {
+                self.count_down(&sub);
+            }
+        }
+    }
+
+    /// TS-0001 §9.6.8 `expirationCounter`: each notification decrements it; at zero the
+    /// subscription is deleted and its subscriber told.
+    fn count_down(&self, sub: &Resource) {
+        let Some(exc) = sub.uint("exc") else { return };
+        let ri = sub.ri().to_string();
+        if exc <= 1 {
+            self.subscription_removed(sub);
+        }
+        let job: m2mtrust_store::WriteJob = Box::new(move |w| {
+            let outcome = (|| -> std::result::Result<(), m2mtrust_store::StoreError> {
+                let Some(mut current) = w.get(&ri)? else {
+                    return Ok(());
+                };
+                match current.uint("exc") {
+                    Some(n) if n > 1 => {
+                        current.attrs.insert("exc".into(), (n - 1).into());
+                        w.update(&current)
+                    }
+                    _ => w.delete_subtree(&ri).map(|_| ()),
+                }
+            })();
+            let ok = outcome.is_ok();
+            let completion: m2mtrust_store::Completion = Box::new(move |commit| {
+                if let Err(e) = outcome.and(commit) {
+                    tracing::error!(error = %e, subscription = %ri, "cannot update expirationCounter");
+                }
+            });
+            (ok, completion)
+        });
+        if let Err(e) = self.store().submit(job) {
+            tracing::error!(error = %e, "cannot update expirationCounter");
         }
     }
 
