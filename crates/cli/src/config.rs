@@ -56,6 +56,32 @@ pub struct FileConfig {
     /// `[log]`.
     #[serde(default)]
     pub log: LogSection,
+    /// `[access]`.
+    #[serde(default)]
+    pub access: AccessSection,
+}
+
+/// `[access]`: inputs of access control decisions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSection {
+    /// `access.time_zone`: IANA name in which `accessControlTimeWindow` is read (default UTC).
+    pub time_zone: Option<String>,
+    /// `access.locations`: where each originator is, for `accessControlLocationRegion`.
+    #[serde(default)]
+    pub locations: std::collections::BTreeMap<String, LocationEntry>,
+}
+
+/// One entry of `[access.locations]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationEntry {
+    /// Degrees north.
+    pub latitude: Option<f64>,
+    /// Degrees east.
+    pub longitude: Option<f64>,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: Option<String>,
 }
 
 /// `[cse]`.
@@ -265,6 +291,14 @@ impl Settings {
                 });
             }
         };
+        let time_zone: chrono_tz::Tz = match &file.access.time_zone {
+            None => chrono_tz::UTC,
+            Some(name) => name.parse().map_err(|_| ConfigError::Invalid {
+                key: "access.time_zone",
+                message: format!("{name:?} is not an IANA time zone name such as Europe/Paris"),
+            })?,
+        };
+        let locations = locations(&file.access)?;
         let data = o
             .data
             .or(file.data)
@@ -288,6 +322,8 @@ impl Settings {
                 .cse
                 .verification_timeout_ms
                 .map_or(defaults.verification_timeout, Duration::from_millis),
+            time_zone,
+            locations,
             ..defaults
         };
         Ok(Self {
@@ -298,6 +334,47 @@ impl Settings {
             durability,
         })
     }
+}
+
+/// `[access.locations]` as the access control engine takes it.
+fn locations(
+    access: &AccessSection,
+) -> Result<std::collections::HashMap<String, m2mtrust_authz::OriginatorLocation>, ConfigError> {
+    let invalid = |originator: &str, message: String| ConfigError::Invalid {
+        key: "access.locations",
+        message: format!("{originator}: {message}"),
+    };
+    let mut out = std::collections::HashMap::new();
+    for (originator, entry) in &access.locations {
+        let coordinates = match (entry.latitude, entry.longitude) {
+            (None, None) => None,
+            (Some(lat), Some(lon)) => Some(
+                m2mtrust_authz::Coordinates::new(lat, lon)
+                    .map_err(|e| invalid(originator, e.to_string()))?,
+            ),
+            _ => {
+                return Err(invalid(
+                    originator,
+                    "give both latitude and longitude".into(),
+                ));
+            }
+        };
+        let country = match &entry.country {
+            None => None,
+            Some(c) => Some(
+                m2mtrust_authz::CountryCode::parse(c)
+                    .map_err(|e| invalid(originator, e.to_string()))?,
+            ),
+        };
+        out.insert(
+            originator.clone(),
+            m2mtrust_authz::OriginatorLocation {
+                coordinates,
+                country,
+            },
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

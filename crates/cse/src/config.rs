@@ -23,6 +23,10 @@ pub struct CseConfig {
     pub max_discovery_results: u32,
     /// Deepest group nesting followed when fanning out.
     pub max_group_depth: u32,
+    /// The time zone in which `accessControlTimeWindow` is read.
+    pub time_zone: chrono_tz::Tz,
+    /// Where originators are (`rq_loc` for `accessControlLocationRegion`), by canonical originator.
+    pub locations: std::collections::HashMap<String, m2mtrust_authz::OriginatorLocation>,
 }
 
 impl Default for CseConfig {
@@ -41,6 +45,8 @@ impl Default for CseConfig {
             verification_timeout: std::time::Duration::from_secs(5),
             max_discovery_results: 1000,
             max_group_depth: 3,
+            time_zone: chrono_tz::UTC,
+            locations: std::collections::HashMap::new(),
         }
     }
 }

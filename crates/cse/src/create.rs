@@ -8,7 +8,7 @@ use m2mtrust_model::{
 use m2mtrust_store::{StoreError, StoreExt};
 use serde_json::{Map, Value};
 
-use crate::access::AccessOp;
+use crate::access::Operation as AccessOp;
 use crate::error::{Result, bad_request};
 use crate::notify::Event;
 use crate::target::RESERVED_NAMES;
@@ -344,37 +344,12 @@ impl Cse {
     }
 }
 
-/// Checks the shape of `pv`/`pvs` (TS-0004 §6.3.5.29 `m2m:setOfAcrs`).
+/// Checks `pv`/`pvs` by compiling them as access control will (TS-0004 §6.3.5.29 `m2m:setOfAcrs`);
+/// the error names the offending element.
 pub(crate) fn check_acp(attrs: &Map<String, Value>) -> Result<()> {
-    for key in ["pv", "pvs"] {
-        let Some(set) = attrs.get(key) else { continue };
-        let acr = set
-            .get("acr")
-            .ok_or_else(|| bad_request!("{key} must be an object with an 'acr' list"))?;
-        let rules = acr
-            .as_array()
-            .ok_or_else(|| bad_request!("{key}.acr must be a list"))?;
-        for (i, rule) in rules.iter().enumerate() {
-            let rule = rule
-                .as_object()
-                .ok_or_else(|| bad_request!("{key}.acr[{i}] must be an object"))?;
-            let acor = rule.get("acor").and_then(Value::as_array);
-            if !acor.is_some_and(|l| l.iter().all(Value::is_string)) {
-                return Err(bad_request!(
-                    "{key}.acr[{i}].acor must be a list of originators"
-                ));
-            }
-            match rule.get("acop").and_then(Value::as_u64) {
-                Some(1..=63) => {}
-                _ => {
-                    return Err(bad_request!(
-                        "{key}.acr[{i}].acop must be an operation bitmask from 1 to 63"
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
+    m2mtrust_authz::CompiledAcp::compile(&Value::Object(attrs.clone()))
+        .map(|_| ())
+        .map_err(|e| bad_request!("invalid access control policy: {e}"))
 }
 
 /// Adds a new instance to its container's counters and removes the oldest instances while

@@ -7,7 +7,6 @@ use m2mtrust_model::{
 use m2mtrust_store::StoreExt;
 use serde_json::{Value, json};
 
-use crate::access::AccessOp;
 use crate::error::{Result, bad_request};
 use crate::{Cse, CseError, Ctx};
 
@@ -82,13 +81,7 @@ impl Cse {
         group: Resource,
         rest: String,
     ) -> Result<Response> {
-        let op = match ctx.req.operation {
-            m2mtrust_model::Operation::Create => AccessOp::Create,
-            m2mtrust_model::Operation::Retrieve => AccessOp::Retrieve,
-            m2mtrust_model::Operation::Update => AccessOp::Update,
-            m2mtrust_model::Operation::Delete => AccessOp::Delete,
-            m2mtrust_model::Operation::Notify => AccessOp::Notify,
-        };
+        let op = crate::access::access_op(ctx.req.operation);
         // The originator must be allowed the operation on the group's members as a whole
         // (`macp`); without ACP evaluation, owning the group stands in for it.
         self.check_access(ctx, &group, op)?;

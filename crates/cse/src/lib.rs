@@ -21,7 +21,7 @@ mod target;
 mod transport;
 mod update;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use m2mtrust_model::{
@@ -45,6 +45,10 @@ pub struct Cse {
     /// `ri`s of resources with at least one `<subscription>` child; rebuilt from the store at start.
     subscribed: RwLock<HashSet<String>>,
     notifier: Notifier,
+    /// The decision point of TS-0003 §7.1.
+    pdp: m2mtrust_authz::Pdp,
+    /// Compiled `<accessControlPolicy>` resources by `ri`; dropped when they change.
+    acp_cache: RwLock<HashMap<String, Arc<m2mtrust_authz::CompiledAcp>>>,
 }
 
 impl std::fmt::Debug for Cse {
@@ -61,6 +65,8 @@ pub(crate) struct Ctx<'a> {
     pub peer: &'a PeerIdentity,
     /// `None` only for a registration without `From`.
     pub originator: Option<Originator>,
+    /// The originator as the access control engine matches it.
+    pub authz_originator: Option<m2mtrust_authz::Originator>,
     pub now: Timestamp,
 }
 
@@ -81,11 +87,24 @@ impl Cse {
         store: Arc<dyn Store>,
         notifier: Notifier,
     ) -> Result<Arc<Self>> {
+        let hosting =
+            m2mtrust_authz::HostingCse::new(cfg.home.sp_id.as_str(), cfg.home.cse_id.as_str())
+                .map_err(|e| {
+                    CseError::BadRequest(format!(
+                        "this CSE's identity cannot be used for access control: {e}"
+                    ))
+                })?;
+        let pdp = m2mtrust_authz::Pdp::new(hosting).with_time_zone(cfg.time_zone);
+        if cfg.admin_bypass {
+            tracing::warn!(admin = %cfg.admin_originator, "the admin originator bypasses access control (--no-admin-bypass turns this off)");
+        }
         let cse = Arc::new(Self {
             cfg,
             store,
             subscribed: RwLock::new(HashSet::new()),
             notifier,
+            pdp,
+            acp_cache: RwLock::new(HashMap::new()),
         });
         cse.ensure_cse_base().await?;
         let parents = cse.store.read(|r| r.subscribed_parents())?;
@@ -183,10 +202,14 @@ impl Cse {
                         .map_err(|e| CseError::BadRequest(e.to_string()))?,
                 ),
             };
+            let authz_originator = originator
+                .as_ref()
+                .and_then(|o| access::authz_originator(self, o));
             let ctx = Ctx {
                 req,
                 peer,
                 originator,
+                authz_originator,
                 now: Timestamp::now(),
             };
             let addressed = self.resolve(&ctx)?;

@@ -7,7 +7,7 @@ use m2mtrust_model::{
 use m2mtrust_store::{DiscoveryQuery, StoreExt};
 use serde_json::{Map, Value, json};
 
-use crate::access::{AccessOp, Memo};
+use crate::access::{Grant, Memo, Operation as AccessOp};
 use crate::create::recount;
 use crate::error::{Result, bad_request};
 use crate::notify::Event;
@@ -21,7 +21,15 @@ impl Cse {
         if ctx.req.filter.filter_usage == FilterUsage::Discovery {
             return self.discover(ctx, r);
         }
-        self.check_access(ctx, &r, AccessOp::Retrieve)?;
+        let r = match self.check_access(ctx, &r, AccessOp::Retrieve)? {
+            Grant::All => r,
+            // `aca` rules: only the granted attributes are returned.
+            Grant::Only(allowed) => {
+                let mut r = r;
+                r.attrs.retain(|k, _| allowed.contains(k));
+                r
+            }
+        };
         let content = match ctx.req.result_content.unwrap_or(ResultContent::Attributes) {
             ResultContent::Attributes | ResultContent::OriginalResource => r.to_json(),
             ResultContent::HierarchicalAddress => json!({"m2m:uri": r.srn}),
@@ -159,7 +167,7 @@ impl Cse {
             if uris.len() as u32 >= limit {
                 break;
             }
-            if self.permits(ctx, &r, AccessOp::Discover, &mut memo)? {
+            if self.permits(ctx, &r, AccessOp::Discovery, &mut memo)? {
                 uris.push(Value::String(match ctx.req.discovery_result_type {
                     DiscoveryResultType::Structured => r.srn.clone(),
                     DiscoveryResultType::Unstructured => r.ri().to_string(),
@@ -233,6 +241,9 @@ impl Cse {
             let d = &d.resource;
             if d.ty == T::SUBSCRIPTION {
                 self.subscription_removed(d);
+            }
+            if d.ty == T::ACCESS_CONTROL_POLICY {
+                self.forget_acp(d.ri());
             }
             // Subscriptions to a deleted resource are gone with it, but hear about the deletion first.
             self.notify(Event::deleted(d, &deleted));

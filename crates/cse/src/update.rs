@@ -7,7 +7,7 @@ use m2mtrust_model::{
 use m2mtrust_store::StoreExt;
 use serde_json::{Map, Value};
 
-use crate::access::AccessOp;
+use crate::access::Operation as AccessOp;
 use crate::create::{check_acp, recount, trim, unwrap_content};
 use crate::error::{Result, bad_request};
 use crate::notify::Event;
@@ -27,7 +27,19 @@ impl Cse {
         }
         let changes = unwrap_content(ctx.req.content.as_ref(), r.ty)?;
         schema::check(r.ty, Operation::Update, &changes)?;
-        self.check_access(ctx, &r, AccessOp::Update)?;
+        // TS-0003 §7.1.1: changing `acpi` needs UPDATE in the selfPrivileges of the ACPs that
+        // govern the resource now; the other attributes need the privileges as usual.
+        if changes.contains_key("acpi") {
+            self.check(ctx, &r, AccessOp::Update, &[], true)?;
+        }
+        let touched: Vec<&str> = changes
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "acpi")
+            .collect();
+        if !touched.is_empty() || !changes.contains_key("acpi") {
+            self.check(ctx, &r, AccessOp::Update, &touched, false)?;
+        }
 
         let mut updated = r.clone();
         for (key, value) in &changes {
@@ -76,6 +88,10 @@ impl Cse {
                 Ok(Vec::new())
             })
             .await?;
+        // After the commit, so that no request caches the old rules again.
+        if r.ty == T::ACCESS_CONTROL_POLICY {
+            self.forget_acp(r.ri());
+        }
         let stored = if trimmed.is_empty() {
             updated
         } else {
