@@ -388,3 +388,44 @@ fn attribute_level_rules_return_and_update_only_their_attributes() {
         3
     );
 }
+
+#[test]
+fn the_custodian_acts_as_the_creator() {
+    let (_dir, s) = setup(&[]);
+    let r = s.call(
+        "POST",
+        "/cse-in/alice",
+        Some("Calice"),
+        Some(3),
+        Some(&json!({"m2m:cnt": {"rn": "kept", "cstn": "Cbob"}})),
+    );
+    assert_eq!(r.rsc(), 2001, "{}", r.body);
+    assert_eq!(
+        s.call("GET", "/cse-in/alice/kept", Some("Cbob"), None, None)
+            .rsc(),
+        2000
+    );
+    assert_eq!(
+        s.call("GET", "/cse-in/alice/c", Some("Cbob"), None, None)
+            .rsc(),
+        4103,
+        "custody covers the one resource"
+    );
+    // Handing custody on takes it away.
+    assert_eq!(
+        s.call(
+            "PUT",
+            "/cse-in/alice/kept",
+            Some("Cbob"),
+            None,
+            Some(&json!({"m2m:cnt": {"cstn": "Ccarl"}}))
+        )
+        .rsc(),
+        2004
+    );
+    assert_eq!(
+        s.call("GET", "/cse-in/alice/kept", Some("Cbob"), None, None)
+            .rsc(),
+        4103
+    );
+}

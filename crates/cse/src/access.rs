@@ -86,8 +86,11 @@ impl Directory for StoreDirectory<'_> {
     }
 }
 
+/// The default policy's "creator": the `cr`, the `custodian` (which later releases make act as
+/// the creator), or the entity whose registration resource this is.
 fn owns(me: &str, r: &Resource) -> bool {
     r.creator() == Some(me)
+        || r.attrs.get("cstn").and_then(Value::as_str) == Some(me)
         || (r.ty == T::AE && r.ri() == me)
         || (r.ty == T::REMOTE_CSE && r.attrs.get("csi").and_then(Value::as_str) == Some(me))
 }
