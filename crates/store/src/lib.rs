@@ -77,6 +77,37 @@ pub struct Deleted {
     pub resource: Resource,
 }
 
+/// A credential the operator configured (TS-0003 §8.2.2.1 step 1): its Credential-ID, its kind,
+/// the secret sealed by the caller (the store never sees it in clear), and the identities it is
+/// bound to (a CSE-ID, an AE-ID or a list of AE-IDs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialRecord {
+    /// The Credential-ID (TS-0003 §10.4), e.g. `12-dev@m2mtrust.example`.
+    pub id: String,
+    /// `psk` or `certificate`.
+    pub kind: String,
+    /// The sealed secret, if the kind has one.
+    pub sealed_secret: Option<Vec<u8>>,
+    /// `cse`, `ae`, `ae-list` or `none`.
+    pub binding: String,
+    /// The bound CSE-ID or AE-IDs, canonical form.
+    pub bound_ids: Vec<String>,
+    /// When it was added.
+    pub created: Timestamp,
+}
+
+impl std::fmt::Debug for CredentialRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialRecord")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("sealed_secret", &self.sealed_secret.as_ref().map(|_| "<sealed>"))
+            .field("binding", &self.binding)
+            .field("bound_ids", &self.bound_ids)
+            .finish()
+    }
+}
+
 /// Read access, on a pooled connection or inside a write transaction.
 pub trait Reader {
     /// The resource with this `ri`.
@@ -99,6 +130,10 @@ pub trait Reader {
     fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Resource>, StoreError>;
     /// The `ri`s of every resource that has a direct `<subscription>` child.
     fn subscribed_parents(&self) -> Result<Vec<String>, StoreError>;
+    /// The credential with this Credential-ID.
+    fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError>;
+    /// Every credential, by Credential-ID.
+    fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError>;
 }
 
 /// Write access inside one transaction.
@@ -109,6 +144,10 @@ pub trait Writer: Reader {
     fn update(&mut self, r: &Resource) -> Result<(), StoreError>;
     /// Deletes a resource and its whole subtree; returns what was deleted, root first.
     fn delete_subtree(&mut self, ri: &str) -> Result<Vec<Deleted>, StoreError>;
+    /// Adds a credential; [`StoreError::Duplicate`] when the Credential-ID exists.
+    fn put_credential(&mut self, c: &CredentialRecord) -> Result<(), StoreError>;
+    /// Removes a credential; `false` when there was none.
+    fn remove_credential(&mut self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Called with the commit outcome after the group containing a job committed (or failed).

@@ -10,7 +10,7 @@ use rusqlite::{
 };
 use serde_json::{Map, Value};
 
-use crate::{Completion, Deleted, DiscoveryQuery, Reader, Store, StoreError, WriteJob, Writer};
+use crate::{Completion, CredentialRecord, Deleted, DiscoveryQuery, Reader, Store, StoreError, WriteJob, Writer};
 
 /// How hard a commit works before the caller is told it succeeded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -38,7 +38,15 @@ CREATE TABLE IF NOT EXISTS resources (
 );
 CREATE INDEX IF NOT EXISTS resources_children ON resources(pi, ty, seq);
 CREATE INDEX IF NOT EXISTS resources_expiry ON resources(et) WHERE et IS NOT NULL;
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS credentials (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    secret     BLOB,
+    binding    TEXT NOT NULL,
+    bound_ids  TEXT NOT NULL,
+    created    INTEGER NOT NULL
+);
+PRAGMA user_version = 2;
 ";
 
 /// Largest number of jobs committed in one transaction.
@@ -250,6 +258,12 @@ impl Reader for Poisoned {
     fn subscribed_parents(&self) -> Result<Vec<String>, StoreError> {
         Err(StoreError::Closed)
     }
+    fn credential(&self, _: &str) -> Result<Option<CredentialRecord>, StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError> {
+        Err(StoreError::Closed)
+    }
 }
 
 impl Writer for Poisoned {
@@ -260,6 +274,12 @@ impl Writer for Poisoned {
         Err(StoreError::Closed)
     }
     fn delete_subtree(&mut self, _: &str) -> Result<Vec<Deleted>, StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn put_credential(&mut self, _: &CredentialRecord) -> Result<(), StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn remove_credential(&mut self, _: &str) -> Result<bool, StoreError> {
         Err(StoreError::Closed)
     }
 }
@@ -429,6 +449,22 @@ impl Reader for Conn<'_> {
         )
     }
 
+    fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError> {
+        let mut stmt = self.0.prepare_cached(&format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = ?1"))?;
+        let row = stmt.query_row(params![id], row_to_credential).optional()?;
+        row.map(decode_credential).transpose()
+    }
+
+    fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError> {
+        let mut stmt = self.0.prepare_cached(&format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials ORDER BY id"))?;
+        let rows = stmt.query_map([], row_to_credential)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(decode_credential(row?)?);
+        }
+        Ok(out)
+    }
+
     fn subscribed_parents(&self) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
             .0
@@ -438,6 +474,20 @@ impl Reader for Conn<'_> {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+const CREDENTIAL_COLUMNS: &str = "id, kind, secret, binding, bound_ids, created";
+
+type CredentialRow = (String, String, Option<Vec<u8>>, String, String, i64);
+
+fn row_to_credential(row: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+}
+
+fn decode_credential((id, kind, secret, binding, bound, created): CredentialRow) -> Result<CredentialRecord, StoreError> {
+    let bound_ids: Vec<String> =
+        serde_json::from_str(&bound).map_err(|e| StoreError::Corrupt { ri: id.clone(), why: e.to_string() })?;
+    Ok(CredentialRecord { id, kind, sealed_secret: secret, binding, bound_ids, created: Timestamp(created) })
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -491,6 +541,22 @@ impl Writer for Conn<'_> {
             body
         ])?;
         Ok(())
+    }
+
+    fn put_credential(&mut self, c: &CredentialRecord) -> Result<(), StoreError> {
+        let bound = serde_json::to_string(&c.bound_ids)
+            .map_err(|e| StoreError::Corrupt { ri: c.id.clone(), why: e.to_string() })?;
+        let mut stmt = self.0.prepare_cached(
+            "INSERT INTO credentials (id, kind, secret, binding, bound_ids, created) VALUES (?1,?2,?3,?4,?5,?6)",
+        )?;
+        stmt.execute(params![c.id, c.kind, c.sealed_secret, c.binding, bound, c.created.0])
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Duplicate(c.id.clone()) } else { e.into() })?;
+        Ok(())
+    }
+
+    fn remove_credential(&mut self, id: &str) -> Result<bool, StoreError> {
+        let mut stmt = self.0.prepare_cached("DELETE FROM credentials WHERE id = ?1")?;
+        Ok(stmt.execute(params![id])? > 0)
     }
 
     fn delete_subtree(&mut self, ri: &str) -> Result<Vec<Deleted>, StoreError> {
