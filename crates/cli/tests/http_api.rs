@@ -477,8 +477,8 @@ fn unauthorised_requests_are_refused_and_change_nothing() {
     );
     assert_eq!(
         r.rsc(),
-        4000,
-        "a CSE-ID cannot register as an AE: {}",
+        4107,
+        "a CSE-ID without a security association: {}",
         r.body
     );
 
@@ -736,7 +736,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 #[test]
-fn group_fan_out_and_remote_cse_registration() {
+fn group_fan_out_and_plain_cse_registration() {
     let (_dir, s) = server();
     let ae = register(&s, "Cgrp", "g");
     for rn in ["a", "b"] {
@@ -794,23 +794,14 @@ fn group_fan_out_and_remote_cse_registration() {
     );
     assert_eq!(r.rsc(), 4110, "{}", r.body);
 
-    // Seed 003 change 1: CSE registration.
+    // A CSE registering over plain HTTP has no security association (Mcc needs one): 4107.
     let csr = json!({"m2m:csr": {"csi": "/id-mn", "cb": "//m2mtrust.example/id-mn/cse-mn", "rr": true, "cst": 2, "srv": ["3"]}});
     let r = s.call("POST", "/cse-in", Some("/id-mn"), Some(16), Some(&csr));
-    assert_eq!(r.rsc(), 2001, "{}", r.body);
-    assert_eq!(r.header("Content-Location"), Some("/cse-in/id-mn"));
+    assert_eq!((r.rsc(), r.status), (4107, 403), "{}", r.body);
     assert_eq!(
-        s.call("POST", "/cse-in", Some("/id-mn"), Some(16), Some(&csr))
+        s.call("GET", "/cse-in/id-mn", Some("CAdmin"), None, None)
             .rsc(),
-        4105
-    );
-    let r = s.call("POST", "/cse-in", Some("/id-other"), Some(16), Some(&csr));
-    assert_eq!(r.rsc(), 4000, "From and csi differ: {}", r.body);
-    // The registered CSE may now read its own <remoteCSE>.
-    assert_eq!(
-        s.call("GET", "/cse-in/id-mn", Some("/id-mn"), None, None)
-            .rsc(),
-        2000
+        4004
     );
 }
 

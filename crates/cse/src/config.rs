@@ -23,6 +23,9 @@ pub struct CseConfig {
     pub max_discovery_results: u32,
     /// Deepest group nesting followed when fanning out.
     pub max_group_depth: u32,
+    /// Refuse requests whose originator is a CSE unless a security association carries them
+    /// (TS-0003 §6.1.2.2: mandatory on Mcc); 4107 otherwise.
+    pub require_sa_for_cse: bool,
     /// The time zone in which `accessControlTimeWindow` is read.
     pub time_zone: chrono_tz::Tz,
     /// Where originators are (`rq_loc` for `accessControlLocationRegion`), by canonical originator.
@@ -45,6 +48,7 @@ impl Default for CseConfig {
             verification_timeout: std::time::Duration::from_secs(5),
             max_discovery_results: 1000,
             max_group_depth: 3,
+            require_sa_for_cse: true,
             time_zone: chrono_tz::UTC,
             locations: std::collections::HashMap::new(),
         }

@@ -28,6 +28,9 @@ pub enum CseError {
     /// 4106: the originator is not registered (or not the identity of its connection).
     #[error("{0}")]
     NotRegistered(String),
+    /// 4107: a CSE sent a request without a security association.
+    #[error("{0}")]
+    SecurityAssociationRequired(String),
     /// 4108: this type cannot be a child of the target.
     #[error("{0}")]
     InvalidChildType(String),
@@ -67,6 +70,7 @@ impl From<&CseError> for Rsc {
             CseError::NoPrivilege(_) => Rsc::ORIGINATOR_HAS_NO_PRIVILEGE,
             CseError::Conflict(_) => Rsc::CONFLICT,
             CseError::NotRegistered(_) => Rsc::ORIGINATOR_HAS_NOT_REGISTERED,
+            CseError::SecurityAssociationRequired(_) => Rsc::SECURITY_ASSOCIATION_REQUIRED,
             CseError::InvalidChildType(_) => Rsc::INVALID_CHILD_RESOURCE_TYPE,
             CseError::GroupMemberTypeInconsistent(_) => Rsc::GROUP_MEMBER_TYPE_INCONSISTENT,
             CseError::TargetNotReachable(_) => Rsc::TARGET_NOT_REACHABLE,

@@ -15,6 +15,7 @@ mod create;
 mod error;
 mod expiry;
 mod group;
+mod identity;
 mod notify;
 mod retrieve;
 mod target;
@@ -205,7 +206,7 @@ impl Cse {
             let authz_originator = originator
                 .as_ref()
                 .and_then(|o| access::authz_originator(self, o));
-            let ctx = Ctx {
+            let mut ctx = Ctx {
                 req,
                 peer,
                 originator,
@@ -219,6 +220,8 @@ impl Cse {
                     Some(ResourceType::AE | ResourceType::REMOTE_CSE)
                 )
                 && matches!(&addressed, Addressed::Resource(r) if r.ty == ResourceType::CSE_BASE);
+            let registration = registering.then_some(req.resource_type).flatten();
+            self.bind_identity(&mut ctx, registration)?;
             if !registering {
                 self.check_registered(&ctx)?;
             }

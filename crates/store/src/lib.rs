@@ -101,7 +101,10 @@ impl std::fmt::Debug for CredentialRecord {
         f.debug_struct("CredentialRecord")
             .field("id", &self.id)
             .field("kind", &self.kind)
-            .field("sealed_secret", &self.sealed_secret.as_ref().map(|_| "<sealed>"))
+            .field(
+                "sealed_secret",
+                &self.sealed_secret.as_ref().map(|_| "<sealed>"),
+            )
             .field("binding", &self.binding)
             .field("bound_ids", &self.bound_ids)
             .finish()

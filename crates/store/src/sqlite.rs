@@ -10,7 +10,10 @@ use rusqlite::{
 };
 use serde_json::{Map, Value};
 
-use crate::{Completion, CredentialRecord, Deleted, DiscoveryQuery, Reader, Store, StoreError, WriteJob, Writer};
+use crate::{
+    Completion, CredentialRecord, Deleted, DiscoveryQuery, Reader, Store, StoreError, WriteJob,
+    Writer,
+};
 
 /// How hard a commit works before the caller is told it succeeded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -450,13 +453,17 @@ impl Reader for Conn<'_> {
     }
 
     fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError> {
-        let mut stmt = self.0.prepare_cached(&format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = ?1"))?;
+        let mut stmt = self.0.prepare_cached(&format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = ?1"
+        ))?;
         let row = stmt.query_row(params![id], row_to_credential).optional()?;
         row.map(decode_credential).transpose()
     }
 
     fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError> {
-        let mut stmt = self.0.prepare_cached(&format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials ORDER BY id"))?;
+        let mut stmt = self.0.prepare_cached(&format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials ORDER BY id"
+        ))?;
         let rows = stmt.query_map([], row_to_credential)?;
         let mut out = Vec::new();
         for row in rows {
@@ -481,13 +488,31 @@ const CREDENTIAL_COLUMNS: &str = "id, kind, secret, binding, bound_ids, created"
 type CredentialRow = (String, String, Option<Vec<u8>>, String, String, i64);
 
 fn row_to_credential(row: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
 }
 
-fn decode_credential((id, kind, secret, binding, bound, created): CredentialRow) -> Result<CredentialRecord, StoreError> {
-    let bound_ids: Vec<String> =
-        serde_json::from_str(&bound).map_err(|e| StoreError::Corrupt { ri: id.clone(), why: e.to_string() })?;
-    Ok(CredentialRecord { id, kind, sealed_secret: secret, binding, bound_ids, created: Timestamp(created) })
+fn decode_credential(
+    (id, kind, secret, binding, bound, created): CredentialRow,
+) -> Result<CredentialRecord, StoreError> {
+    let bound_ids: Vec<String> = serde_json::from_str(&bound).map_err(|e| StoreError::Corrupt {
+        ri: id.clone(),
+        why: e.to_string(),
+    })?;
+    Ok(CredentialRecord {
+        id,
+        kind,
+        sealed_secret: secret,
+        binding,
+        bound_ids,
+        created: Timestamp(created),
+    })
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -544,18 +569,35 @@ impl Writer for Conn<'_> {
     }
 
     fn put_credential(&mut self, c: &CredentialRecord) -> Result<(), StoreError> {
-        let bound = serde_json::to_string(&c.bound_ids)
-            .map_err(|e| StoreError::Corrupt { ri: c.id.clone(), why: e.to_string() })?;
+        let bound = serde_json::to_string(&c.bound_ids).map_err(|e| StoreError::Corrupt {
+            ri: c.id.clone(),
+            why: e.to_string(),
+        })?;
         let mut stmt = self.0.prepare_cached(
             "INSERT INTO credentials (id, kind, secret, binding, bound_ids, created) VALUES (?1,?2,?3,?4,?5,?6)",
         )?;
-        stmt.execute(params![c.id, c.kind, c.sealed_secret, c.binding, bound, c.created.0])
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Duplicate(c.id.clone()) } else { e.into() })?;
+        stmt.execute(params![
+            c.id,
+            c.kind,
+            c.sealed_secret,
+            c.binding,
+            bound,
+            c.created.0
+        ])
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Duplicate(c.id.clone())
+            } else {
+                e.into()
+            }
+        })?;
         Ok(())
     }
 
     fn remove_credential(&mut self, id: &str) -> Result<bool, StoreError> {
-        let mut stmt = self.0.prepare_cached("DELETE FROM credentials WHERE id = ?1")?;
+        let mut stmt = self
+            .0
+            .prepare_cached("DELETE FROM credentials WHERE id = ?1")?;
         Ok(stmt.execute(params![id])? > 0)
     }
 

@@ -207,11 +207,34 @@ async fn credentials_round_trip_and_never_print_their_secret() {
     let r = record.clone();
     store.write(move |w| w.put_credential(&r)).await.unwrap();
     let dup = record.clone();
-    assert!(matches!(store.write(move |w| w.put_credential(&dup)).await, Err(StoreError::Duplicate(_))));
-    assert_eq!(store.read(|r| r.credential("12-dev@m2mtrust.example")).unwrap(), Some(record.clone()));
+    assert!(matches!(
+        store.write(move |w| w.put_credential(&dup)).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(
+        store
+            .read(|r| r.credential("12-dev@m2mtrust.example"))
+            .unwrap(),
+        Some(record.clone())
+    );
     assert_eq!(store.read(|r| r.credentials()).unwrap().len(), 1);
     assert!(!format!("{record:?}").contains("[1, 2, 3, 4]"));
-    assert!(store.write(|w| w.remove_credential("12-dev@m2mtrust.example")).await.unwrap());
-    assert!(!store.write(|w| w.remove_credential("12-dev@m2mtrust.example")).await.unwrap());
-    assert!(store.read(|r| r.credential("12-dev@m2mtrust.example")).unwrap().is_none());
+    assert!(
+        store
+            .write(|w| w.remove_credential("12-dev@m2mtrust.example"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .write(|w| w.remove_credential("12-dev@m2mtrust.example"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .read(|r| r.credential("12-dev@m2mtrust.example"))
+            .unwrap()
+            .is_none()
+    );
 }
