@@ -11,7 +11,7 @@ use std::future::Future;
 
 use m2mtrust_model::{PeerIdentity, Request, Response};
 
-pub use listener::{serve_connection, serve_http};
+pub use listener::{Acceptor, PlainAcceptor, serve, serve_connection, serve_http};
 pub use m2mtrust_binding_http::Limits;
 
 /// A receiver of request primitives: a CSE, MEF, MAF or DAS.

@@ -15,8 +15,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use m2mtrust_binding_http::{DecodeError, Limits, decode_request, encode_response};
 use m2mtrust_model::{PeerIdentity, Response, ResponseStatusCode};
+use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -177,12 +179,50 @@ where
     }
 }
 
+/// Turns an accepted TCP connection into a byte stream and the identity it authenticated:
+/// nothing for plain HTTP, a (D)TLS handshake for the secure listeners.
+pub trait Acceptor: Send + Sync + 'static {
+    /// The stream requests are read from.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Runs in the connection's own task, never on the accept loop. `None` refuses the
+    /// connection; the acceptor logs why.
+    fn accept(
+        &self,
+        tcp: TcpStream,
+        addr: SocketAddr,
+    ) -> impl Future<Output = Option<(Self::Io, PeerIdentity)>> + Send;
+}
+
+/// Plain TCP: no security association, every peer is [`PeerIdentity::unauthenticated`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainAcceptor;
+
+impl Acceptor for PlainAcceptor {
+    type Io = TcpStream;
+    async fn accept(&self, tcp: TcpStream, addr: SocketAddr) -> Option<(TcpStream, PeerIdentity)> {
+        Some((tcp, PeerIdentity::unauthenticated(Some(addr))))
+    }
+}
+
 /// Accepts plain HTTP connections on `listener` and serves them until `shutdown` completes;
 /// then stops accepting and waits (up to 30 s) for in-flight requests to finish.
 ///
 /// Plain HTTP authenticates nobody: every peer is [`PeerIdentity::unauthenticated`].
 pub async fn serve_http<H: Handler>(
     listener: TcpListener,
+    handler: Arc<H>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve(listener, Arc::new(PlainAcceptor), handler, limits, shutdown).await
+}
+
+/// Accepts connections on `listener`, lets `acceptor` establish each one (in the connection's
+/// task), and serves HTTP/1.1 on it until `shutdown` completes; then stops accepting and waits
+/// (up to 30 s) for in-flight requests to finish.
+pub async fn serve<A: Acceptor, H: Handler>(
+    listener: TcpListener,
+    acceptor: Arc<A>,
     handler: Arc<H>,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -214,15 +254,16 @@ pub async fn serve_http<H: Handler>(
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(error = %e, %addr, "TCP_NODELAY not set");
                 }
-                let peer = PeerIdentity::unauthenticated(Some(addr));
                 let handler = Arc::clone(&handler);
+                let acceptor = Arc::clone(&acceptor);
                 let mut stop = stop_rx.clone();
                 connections.spawn(async move {
+                    let Some((io, peer)) = acceptor.accept(stream, addr).await else { return };
                     // A closed channel also means stop: the listener is gone.
                     let stopped = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
-                    if let Err(e) = serve_connection(stream, peer, handler, limits, stopped).await {
+                    if let Err(e) = serve_connection(io, peer, handler, limits, stopped).await {
                         tracing::debug!(error = %e, %addr, "connection ended with an error");
                     }
                 });
