@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,9 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use m2mtrust_binding_http::{DecodeError, Limits, decode_request, encode_response};
 use m2mtrust_model::{PeerIdentity, Response, ResponseStatusCode};
-use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
-
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
