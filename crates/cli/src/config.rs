@@ -50,6 +50,9 @@ pub struct FileConfig {
     /// `[http]`.
     #[serde(default)]
     pub http: HttpSection,
+    /// `[https]`.
+    #[serde(default)]
+    pub https: HttpsSection,
     /// `[store]`.
     #[serde(default)]
     pub store: StoreSection,
@@ -106,6 +109,21 @@ pub struct CseSection {
     pub verification_timeout_ms: Option<u64>,
 }
 
+/// `[https]`: the TLS listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsSection {
+    /// `https.listen`: address, or `off`.
+    pub listen: Option<String>,
+    /// `https.trust_anchors`: PEM files of CAs whose certificates clients may present, besides
+    /// the data folder's development CA.
+    #[serde(default)]
+    pub trust_anchors: Vec<PathBuf>,
+    /// `https.crls`: PEM CRLs checked for client certificates.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+}
+
 /// `[http]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,8 +173,14 @@ pub struct Settings {
     pub data: PathBuf,
     /// The CSE.
     pub cse: CseConfig,
-    /// Plain HTTP listener.
+    /// Plain HTTP listener (development only).
     pub http: Option<SocketAddr>,
+    /// HTTPS listener.
+    pub https: Option<SocketAddr>,
+    /// Extra trust anchors for client certificates.
+    pub trust_anchors: Vec<PathBuf>,
+    /// CRLs for client certificates.
+    pub crls: Vec<PathBuf>,
     /// Request body limit.
     pub max_body: usize,
     /// Commit durability.
@@ -170,6 +194,8 @@ pub struct Overrides {
     pub data: Option<PathBuf>,
     /// `--http`.
     pub http: Option<String>,
+    /// `--https`.
+    pub https: Option<String>,
     /// `--cse-id`.
     pub cse_id: Option<String>,
     /// `--cse-name`.
@@ -186,8 +212,21 @@ pub struct Overrides {
     pub durability: Option<String>,
 }
 
-/// The default plain HTTP address (until the TLS listeners exist).
-pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+/// The default HTTPS address.
+pub const DEFAULT_HTTPS: &str = "127.0.0.1:8443";
+
+fn listen_addr(
+    value: Option<String>,
+    key: &'static str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    match value.as_deref() {
+        None | Some("off") | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|e| ConfigError::Invalid {
+            key,
+            message: format!("{v:?}: {e}"),
+        }),
+    }
+}
 
 impl Settings {
     /// Merges defaults, file and overrides.
@@ -262,18 +301,16 @@ impl Settings {
             "cse.default_expiration_secs",
             defaults.default_expiration_secs,
         )?;
-        let http = o
-            .http
-            .or(file.http.listen)
-            .unwrap_or_else(|| DEFAULT_HTTP.to_string());
-        let http: Option<SocketAddr> = if http == "off" || http.is_empty() {
-            None
-        } else {
-            Some(http.parse().map_err(|e| ConfigError::Invalid {
-                key: "http.listen",
-                message: format!("{http:?}: {e}"),
-            })?)
-        };
+        // Plain HTTP only when asked for; HTTPS unless turned off.
+        let http = listen_addr(o.http.or(file.http.listen), "http.listen")?;
+        let https = listen_addr(
+            Some(
+                o.https
+                    .or(file.https.listen)
+                    .unwrap_or_else(|| DEFAULT_HTTPS.to_string()),
+            ),
+            "https.listen",
+        )?;
         let max_body = o.max_body.or(file.http.max_body).unwrap_or(1 << 20);
         if max_body < 1024 {
             return Err(ConfigError::Invalid {
@@ -304,6 +341,9 @@ impl Settings {
             .or(file.data)
             .unwrap_or_else(|| default_data.to_path_buf());
         let mut poa = Vec::new();
+        if let Some(addr) = https {
+            poa.push(format!("https://{addr}"));
+        }
         if let Some(addr) = http {
             poa.push(format!("http://{addr}"));
         }
@@ -330,6 +370,9 @@ impl Settings {
             data,
             cse,
             http,
+            https,
+            trust_anchors: file.https.trust_anchors,
+            crls: file.https.crls,
             max_body,
             durability,
         })
@@ -389,7 +432,8 @@ mod tests {
         assert_eq!(s.cse.home.cse_base_name, "cse-in");
         assert_eq!(s.cse.home.sp_id.as_str(), "//m2mtrust.example");
         assert_eq!(s.cse.admin_originator, "CAdmin");
-        assert_eq!(s.http, Some(DEFAULT_HTTP.parse().unwrap()));
+        assert_eq!(s.http, None, "plain HTTP only when asked for");
+        assert_eq!(s.https, Some(DEFAULT_HTTPS.parse().unwrap()));
         assert_eq!(s.durability, Durability::Full);
     }
 

@@ -1,7 +1,10 @@
 //! `m2mtrust`: the oneM2M security system's single binary.
 
+mod admin;
 mod config;
+mod datadir;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +32,12 @@ enum Command {
     Cse(ServeArgs),
     /// Load-test any oneM2M HTTP CSE with a named workload and print req/s and latency percentiles.
     Bench(m2mtrust_bench::BenchArgs),
+    /// Manage credentials (pre-provisioned keys) of a data folder, also while the server runs.
+    #[command(subcommand)]
+    Credential(admin::CredentialCommand),
+    /// Issue certificates from the data folder's development CA.
+    #[command(subcommand)]
+    Cert(admin::CertCommand),
 }
 
 /// Options shared by the server commands. Each has an environment variable; flags and variables
@@ -41,8 +50,13 @@ struct ServeArgs {
     /// TOML configuration file (keys: data, [cse], [http], [store], [log]; see README.md).
     #[arg(long, env = "M2MTRUST_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Plain HTTP listener, development only: requests have no security association.
-    /// Default 127.0.0.1:8080; `off` disables it.
+    /// HTTPS listener: TLS 1.2 with PSK (`m2mtrust credential add-psk`) or certificates (the
+    /// data folder's development CA, `m2mtrust cert issue`) on one port [default:
+    /// 127.0.0.1:8443]; `off` disables it.
+    #[arg(long, env = "M2MTRUST_HTTPS", value_name = "ADDR")]
+    https: Option<String>,
+    /// Plain HTTP listener, for development only: requests carry no security association, so
+    /// CSEs are refused (4107) and `rq_authn` is false. Off unless given.
     #[arg(long, env = "M2MTRUST_HTTP", value_name = "ADDR")]
     http: Option<String>,
     /// This CSE's CSE-ID [default: /id-in].
@@ -91,6 +105,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => serve::run(args, serve::Mode::Up).await,
             Command::Cse(args) => serve::run(args, serve::Mode::Cse).await,
+            Command::Credential(cmd) => admin::credential(cmd).await,
+            Command::Cert(cmd) => admin::cert(cmd),
             Command::Bench(args) => match m2mtrust_bench::run(&args).await {
                 Ok(report) if report.errors() == 0 => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::from(1),

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use m2mtrust_cse::{Cse, Notifier};
-use m2mtrust_store::{SqliteStore, Store};
+use m2mtrust_store::Store;
 use tracing_subscriber::EnvFilter;
 
 use crate::ServeArgs;
 use crate::config::{FileConfig, Overrides, Settings};
+use crate::datadir::DataDir;
+use crate::tls::{StoreCredentials, TlsServerAcceptor};
 
 /// Which server command is running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +57,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> ExitCode {
     let overrides = Overrides {
         data: args.data,
         http: args.http,
+        https: args.https,
         cse_id: args.cse_id,
         cse_base_name: args.cse_name,
         sp_id: args.sp_id,
@@ -82,28 +85,30 @@ pub async fn run(args: ServeArgs, mode: Mode) -> ExitCode {
 }
 
 async fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
-    std::fs::create_dir_all(&settings.data).map_err(|e| {
-        format!(
-            "cannot create the data folder {}: {e}",
-            settings.data.display()
-        )
-    })?;
-    let db = settings.data.join("m2mtrust.sqlite");
-    let sqlite = Arc::new(
-        SqliteStore::open(&db, settings.durability)
-            .map_err(|e| format!("cannot open {}: {e}", db.display()))?,
-    );
+    let dir = DataDir::open(&settings.data)?;
+    let sqlite = Arc::new(dir.store(settings.durability)?);
     let store: Arc<dyn Store> = sqlite.clone();
+    let sealer = Arc::new(dir.sealer()?);
+    let home = settings.cse.home.clone();
+    let ca = dir.dev_ca(&sealer, &home)?;
     let notifier = Notifier::new(Arc::new(m2mtrust_cse::HttpNotificationTransport::new()));
-    let cse_cfg = settings.cse.clone();
-    let cse = Cse::start(cse_cfg, store, notifier)
+    let cse = Cse::start(settings.cse.clone(), store.clone(), notifier)
         .await
         .map_err(|e| format!("cannot start the CSE: {e}"))?;
     let expiry = cse.spawn_expiry();
+    let example = ensure_example_psk(&dir, &sealer, &store, &home).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopper = || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let limits = m2mtrust_binding_http::Limits {
+        max_body: settings.max_body,
+    };
     let mut servers = Vec::new();
-    let home = &settings.cse.home;
     println!(
         "m2mtrust {} ({})",
         env!("CARGO_PKG_VERSION"),
@@ -123,6 +128,36 @@ async fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
         }
     );
     println!("  data         {}", settings.data.display());
+    if let Some(addr) = settings.https {
+        let acceptor = tls_acceptor(&settings, &dir, &sealer, &ca, &store)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} (--https): {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("  https        https://{local}/{}", home.cse_base_name);
+        println!(
+            "  CA           {}   (trust anchor for clients; `m2mtrust cert issue` makes client certificates)",
+            dir.ca_path().display()
+        );
+        println!(
+            "  example PSK  identity {} bound to AE {}, key in {}",
+            example.kpsa_id,
+            example.ae_id,
+            example.key_file.display()
+        );
+        println!(
+            "               openssl s_client -connect {local} -tls1_2 -cipher PSK-AES128-CBC-SHA256 -psk_identity {} -psk $(cat {})",
+            example.kpsa_id,
+            example.key_file.display()
+        );
+        servers.push(tokio::spawn(m2mtrust_server::serve(
+            listener,
+            Arc::new(TlsServerAcceptor(acceptor)),
+            cse.clone(),
+            limits,
+            stopper(),
+        )));
+    }
     if let Some(addr) = settings.http {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -133,21 +168,15 @@ async fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
             home.cse_base_name
         );
         tracing::warn!(%local, "plain HTTP listener enabled: requests carry no security association");
-        let limits = m2mtrust_binding_http::Limits {
-            max_body: settings.max_body,
-        };
-        let mut rx = stop_rx.clone();
-        let shutdown = async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
         servers.push(tokio::spawn(m2mtrust_server::serve_http(
             listener,
             cse.clone(),
             limits,
-            shutdown,
+            stopper(),
         )));
-    } else {
-        println!("  no listener configured (--http ADDR)");
+    }
+    if servers.is_empty() {
+        println!("  no listener configured (--https ADDR, --http ADDR)");
     }
     println!("ready");
 
@@ -164,6 +193,101 @@ async fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
     expiry.abort();
     sqlite.close();
     Ok(())
+}
+
+/// The TLS server: the data folder's server certificate, client certificates checked against
+/// the development CA plus the configured anchors and CRLs, PSKs from the credential table.
+fn tls_acceptor(
+    settings: &Settings,
+    dir: &DataDir,
+    sealer: &Arc<m2mtrust_crypto::Sealer>,
+    ca: &m2mtrust_crypto::DevCa,
+    store: &Arc<dyn Store>,
+) -> Result<m2mtrust_channel::TlsAcceptor, String> {
+    use m2mtrust_channel::{CertifiedKey, IdentityRules, ServerConfig, TrustAnchors};
+    let home = &settings.cse.home;
+    let (chain, key) = dir.server_credentials(sealer, ca, home)?;
+    let rules = IdentityRules::new(
+        home.sp_id.domain(),
+        home.cse_id.clone(),
+        home.cse_id.clone(),
+    )
+    .map_err(|e| format!("TLS identity rules: {e}"))?;
+    let mut config = ServerConfig::new(rules);
+    config.certificate = Some(
+        CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
+            .map_err(|e| format!("server certificate: {e}"))?,
+    );
+    let mut trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
+        .map_err(|e| format!("development CA: {e}"))?;
+    for path in &settings.trust_anchors {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("https.trust_anchors: {}: {e}", path.display()))?;
+        trust
+            .add_pem(&pem)
+            .map_err(|e| format!("https.trust_anchors: {}: {e}", path.display()))?;
+    }
+    for path in &settings.crls {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("https.crls: {}: {e}", path.display()))?;
+        trust
+            .add_crl_pem(&pem)
+            .map_err(|e| format!("https.crls: {}: {e}", path.display()))?;
+    }
+    config.client_trust = Some(trust);
+    config.psk_identity_hint = Some(home.cse_id.bare().to_string());
+    let credentials = StoreCredentials::new(store.clone(), sealer.clone());
+    m2mtrust_channel::TlsAcceptor::new(config, Arc::new(credentials))
+        .map_err(|e| format!("TLS: {e}"))
+}
+
+/// The example PSK credential `up` creates once, so a client can connect at once.
+struct ExamplePsk {
+    kpsa_id: String,
+    ae_id: String,
+    key_file: std::path::PathBuf,
+}
+
+async fn ensure_example_psk(
+    dir: &DataDir,
+    sealer: &m2mtrust_crypto::Sealer,
+    store: &Arc<dyn Store>,
+    home: &m2mtrust_model::Home,
+) -> Result<ExamplePsk, String> {
+    use m2mtrust_store::StoreExt;
+    let kpsa_id = format!("example-ae@{}", home.sp_id.domain());
+    let ae_id = "Cexample".to_string();
+    let key_file = dir.root().join("keys/example-psk.hex");
+    let id = format!("12-{kpsa_id}");
+    let lookup = id.clone();
+    if store
+        .read(move |r| r.credential(&lookup))
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        let key = m2mtrust_crypto::SecretKey::generate(16).map_err(|e| e.to_string())?;
+        crate::datadir::write_private(&key_file, key.expose_hex().as_bytes())?;
+        let sealed = sealer
+            .seal(key.expose_bytes(), id.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let record = m2mtrust_store::CredentialRecord {
+            id,
+            kind: "psk".into(),
+            sealed_secret: Some(sealed),
+            binding: "ae".into(),
+            bound_ids: vec![ae_id.clone()],
+            created: m2mtrust_model::Timestamp::now(),
+        };
+        store
+            .write(move |w| w.put_credential(&record))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(ExamplePsk {
+        kpsa_id,
+        ae_id,
+        key_file,
+    })
 }
 
 async fn wait_for_signal() {

@@ -82,7 +82,10 @@ fn sigkill_loses_no_acknowledged_content_instance() {
             missing.push(ri.clone());
         }
     }
-    eprintln!("{} acknowledged contentInstances checked after SIGKILL and restart", acked.len());
+    eprintln!(
+        "{} acknowledged contentInstances checked after SIGKILL and restart",
+        acked.len()
+    );
     assert!(
         missing.is_empty(),
         "{} of {} acknowledged instances lost: {:?}",

@@ -16,7 +16,10 @@ use serde_json::Value;
 /// A running `m2mtrust up`, killed on drop.
 pub struct Server {
     pub child: Child,
+    /// The plain HTTP listener.
     pub addr: SocketAddr,
+    /// The HTTPS listener.
+    pub tls_addr: SocketAddr,
     pub data: PathBuf,
 }
 
@@ -26,7 +29,14 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
             .args(["up", "--data"])
             .arg(data)
-            .args(["--http", "127.0.0.1:0", "--log", "warn"])
+            .args([
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
+                "--log",
+                "warn",
+            ])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -35,8 +45,18 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let mut addr = None;
+        let mut tls_addr = None;
         for line in lines.by_ref() {
             let line = line.expect("read stdout");
+            if let Some(rest) = line.trim().strip_prefix("https ") {
+                let url = rest.split_whitespace().next().unwrap();
+                let hostport = url
+                    .trim_start_matches("https://")
+                    .split('/')
+                    .next()
+                    .unwrap();
+                tls_addr = Some(hostport.parse().unwrap());
+            }
             if let Some(rest) = line.trim().strip_prefix("http ") {
                 let url = rest.split_whitespace().next().unwrap();
                 let hostport = url.trim_start_matches("http://").split('/').next().unwrap();
@@ -51,6 +71,7 @@ impl Server {
         Server {
             child,
             addr: addr.expect("no http address printed"),
+            tls_addr: tls_addr.expect("no https address printed"),
             data: data.to_path_buf(),
         }
     }

@@ -1,0 +1,301 @@
+//! `m2mtrust credential …` and `m2mtrust cert …`: managing credentials and certificates on a data
+//! folder, also while the server runs (the server reads credentials at each handshake).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use m2mtrust_crypto::{CertProfile, CredentialId, KpsaId, SecretKey};
+use m2mtrust_model::{CseId, Home, Originator, SpId, Timestamp};
+use m2mtrust_store::{CredentialRecord, Durability, Store, StoreError, StoreExt};
+
+use crate::datadir::{DEV_CERT_DAYS, DataDir};
+
+/// The data folder option shared by the management commands.
+#[derive(Debug, Args)]
+pub struct DataArg {
+    /// Data folder of the server [default: m2mtrust-data].
+    #[arg(
+        long,
+        env = "M2MTRUST_DATA",
+        value_name = "DIR",
+        default_value = "m2mtrust-data"
+    )]
+    data: PathBuf,
+}
+
+/// `m2mtrust credential`.
+#[derive(Debug, Subcommand)]
+pub enum CredentialCommand {
+    /// Add a pre-provisioned symmetric key (TS-0003 §8.2.2.1) bound to an AE-ID or a CSE-ID.
+    ///
+    /// The key is sealed with the data folder's master key; its Credential-ID is `12-<KpsaID>`.
+    AddPsk(AddPsk),
+    /// List credentials (never their keys).
+    List(DataArg),
+    /// Remove a credential by KpsaID or Credential-ID.
+    Remove(Remove),
+}
+
+/// `credential add-psk`.
+#[derive(Debug, Args)]
+pub struct AddPsk {
+    #[command(flatten)]
+    data: DataArg,
+    /// KpsaID, `relative@issuer-FQDN` (TS-0003 §10.5); the TLS `psk_identity`.
+    #[arg(long, value_name = "KPSA_ID")]
+    id: String,
+    /// The key, hex; at least 16 bytes.
+    #[arg(long, value_name = "HEX")]
+    key_hex: String,
+    /// The AE-ID the key authenticates; repeat for a list of AE-IDs.
+    #[arg(
+        long,
+        value_name = "ID",
+        required_unless_present = "cse_id",
+        conflicts_with = "cse_id"
+    )]
+    ae_id: Vec<String>,
+    /// The CSE-ID the key authenticates (pre-assigned CSE-ID for CSE registration).
+    #[arg(long, value_name = "ID")]
+    cse_id: Option<String>,
+}
+
+/// `credential remove`.
+#[derive(Debug, Args)]
+pub struct Remove {
+    #[command(flatten)]
+    data: DataArg,
+    /// KpsaID or Credential-ID (`12-…`).
+    #[arg(long, value_name = "ID")]
+    id: String,
+}
+
+/// `m2mtrust cert`.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Issue a certificate from the data folder's development CA (TS-0003 §10.1.1 profiles).
+    ///
+    /// Writes `PREFIX.pem` (certificate and CA chain) and `PREFIX-key.pem` (mode 0600).
+    Issue(CertIssue),
+}
+
+/// `cert issue`.
+#[derive(Debug, Args)]
+pub struct CertIssue {
+    #[command(flatten)]
+    data: DataArg,
+    /// AE-ID certificate (URI SAN `https://<sp>/<registrar>/<AE-ID>`).
+    #[arg(long, value_name = "ID", group = "subject")]
+    ae_id: Option<String>,
+    /// CSE-ID certificate (dNSName SAN `<cse-id>.<in-cse-id>.<sp-domain>`).
+    #[arg(long, value_name = "ID", group = "subject")]
+    cse_id: Option<String>,
+    /// FQDN certificate (dNSName SAN = the name).
+    #[arg(long, value_name = "NAME", group = "subject")]
+    fqdn: Option<String>,
+    /// Output prefix.
+    #[arg(long, value_name = "PREFIX")]
+    out: PathBuf,
+    /// Validity in days.
+    #[arg(long, default_value_t = DEV_CERT_DAYS)]
+    days: u32,
+    /// The M2M SP-ID the names are in.
+    #[arg(long, env = "M2MTRUST_SP_ID", default_value = "//m2mtrust.example")]
+    sp_id: String,
+    /// The IN-CSE's CSE-ID (registrar of AEs, root of CSE-ID names).
+    #[arg(long, env = "M2MTRUST_CSE_ID", default_value = "/id-in")]
+    in_cse_id: String,
+}
+
+fn home(sp_id: &str, cse_id: &str) -> Result<Home, String> {
+    Ok(Home {
+        sp_id: SpId::parse(sp_id).map_err(|e| format!("--sp-id: {e}"))?,
+        cse_id: CseId::parse(cse_id).map_err(|e| format!("--in-cse-id: {e}"))?,
+        cse_base_name: "cse-in".into(),
+    })
+}
+
+fn fail(e: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(code)
+}
+
+fn open_store(dir: &DataDir) -> Result<std::sync::Arc<dyn Store>, String> {
+    Ok(std::sync::Arc::new(dir.store(Durability::Full)?))
+}
+
+/// Runs a `credential` subcommand.
+pub async fn credential(cmd: CredentialCommand) -> ExitCode {
+    match cmd {
+        CredentialCommand::AddPsk(a) => {
+            let kpsa = match KpsaId::parse(&a.id) {
+                Ok(k) => k,
+                Err(e) => return fail(format!("--id: {e}"), 2),
+            };
+            let key = match SecretKey::from_hex(&a.key_hex) {
+                Ok(k) if k.len() >= 16 => k,
+                Ok(_) => return fail("--key-hex: the key must be at least 16 bytes", 2),
+                Err(e) => return fail(format!("--key-hex: {e}"), 2),
+            };
+            // Validate and normalise the bound identities.
+            let home = Home {
+                sp_id: SpId::parse("//m2mtrust.example").unwrap_or_else(|_| unreachable!()),
+                cse_id: CseId::parse("/id-in").unwrap_or_else(|_| unreachable!()),
+                cse_base_name: String::new(),
+            };
+            let (binding, bound_ids) = if let Some(cse) = &a.cse_id {
+                match CseId::parse(cse) {
+                    Ok(c) => ("cse", vec![c.to_string()]),
+                    Err(e) => return fail(format!("--cse-id: {e}"), 2),
+                }
+            } else {
+                let mut ids = Vec::new();
+                for ae in &a.ae_id {
+                    match Originator::parse(ae, &home) {
+                        Ok(o) if o.is_ae() => ids.push(o.canonical()),
+                        _ => return fail(format!("--ae-id: {ae:?} is not an AE-ID (C… or S…)"), 2),
+                    }
+                }
+                (if ids.len() == 1 { "ae" } else { "ae-list" }, ids)
+            };
+            let dir = match DataDir::open(&a.data.data) {
+                Ok(d) => d,
+                Err(e) => return fail(e, 1),
+            };
+            let id = CredentialId::kpsa(&kpsa).to_string();
+            let sealed = match dir.sealer().and_then(|s| {
+                s.seal(key.expose_bytes(), id.as_bytes())
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(s) => s,
+                Err(e) => return fail(e, 1),
+            };
+            let record = CredentialRecord {
+                id: id.clone(),
+                kind: "psk".into(),
+                sealed_secret: Some(sealed),
+                binding: binding.into(),
+                bound_ids: bound_ids.clone(),
+                created: Timestamp::now(),
+            };
+            let store = match open_store(&dir) {
+                Ok(s) => s,
+                Err(e) => return fail(e, 1),
+            };
+            match store.write(move |w| w.put_credential(&record)).await {
+                Ok(()) => {
+                    println!("added {id} ({binding} {})", bound_ids.join(", "));
+                    ExitCode::SUCCESS
+                }
+                Err(StoreError::Duplicate(_)) => {
+                    fail(format!("credential {id} exists; remove it first"), 1)
+                }
+                Err(e) => fail(e, 1),
+            }
+        }
+        CredentialCommand::List(d) => {
+            let store = match DataDir::open(&d.data).and_then(|dir| open_store(&dir)) {
+                Ok(s) => s,
+                Err(e) => return fail(e, 1),
+            };
+            match store.read(|r| r.credentials()) {
+                Ok(list) => {
+                    println!(
+                        "{:<48} {:<6} {:<8} {:<24} added",
+                        "credential-id", "kind", "binding", "bound to"
+                    );
+                    for c in list {
+                        println!(
+                            "{:<48} {:<6} {:<8} {:<24} {}",
+                            c.id,
+                            c.kind,
+                            c.binding,
+                            c.bound_ids.join(","),
+                            c.created.to_onem2m()
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e, 1),
+            }
+        }
+        CredentialCommand::Remove(r) => {
+            let id = if CredentialId::parse(&r.id).is_ok() && !r.id.contains('@')
+                || r.id.starts_with("12-")
+            {
+                r.id.clone()
+            } else {
+                match KpsaId::parse(&r.id) {
+                    Ok(k) => CredentialId::kpsa(&k).to_string(),
+                    Err(_) => r.id.clone(),
+                }
+            };
+            let store = match DataDir::open(&r.data.data).and_then(|dir| open_store(&dir)) {
+                Ok(s) => s,
+                Err(e) => return fail(e, 1),
+            };
+            let key = id.clone();
+            match store.write(move |w| w.remove_credential(&key)).await {
+                Ok(true) => {
+                    println!("removed {id}");
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => fail(format!("no credential {id}"), 1),
+                Err(e) => fail(e, 1),
+            }
+        }
+    }
+}
+
+/// Runs a `cert` subcommand.
+pub fn cert(cmd: CertCommand) -> ExitCode {
+    let CertCommand::Issue(c) = cmd;
+    let home = match home(&c.sp_id, &c.in_cse_id) {
+        Ok(h) => h,
+        Err(e) => return fail(e, 2),
+    };
+    let sp = home.sp_id.domain().to_string();
+    let profile = if let Some(ae) = &c.ae_id {
+        match Originator::parse(ae, &home) {
+            Ok(o) if o.is_ae() => CertProfile::AeId {
+                ae_id: o.canonical(),
+                cse_id: home.cse_id.to_string(),
+                sp_domain: sp,
+            },
+            _ => return fail(format!("--ae-id: {ae:?} is not an AE-ID (C… or S…)"), 2),
+        }
+    } else if let Some(cse) = &c.cse_id {
+        match CseId::parse(cse) {
+            Ok(id) => CertProfile::CseId {
+                cse_id: id.to_string(),
+                in_cse_id: home.cse_id.to_string(),
+                sp_domain: sp,
+            },
+            Err(e) => return fail(format!("--cse-id: {e}"), 2),
+        }
+    } else if let Some(name) = &c.fqdn {
+        CertProfile::Fqdn(name.clone())
+    } else {
+        return fail("give one of --ae-id, --cse-id, --fqdn", 2);
+    };
+    let result = DataDir::open(&c.data.data).and_then(|dir| {
+        let sealer = dir.sealer()?;
+        let ca = dir.dev_ca(&sealer, &home)?;
+        let issued = ca.issue(&profile, c.days).map_err(|e| e.to_string())?;
+        let paths = DataDir::export(&c.out, &issued.chain_pem, issued.key_pem.expose_pem())?;
+        Ok((paths, dir.ca_path()))
+    });
+    match result {
+        Ok(((cert, key), ca)) => {
+            println!(
+                "certificate {}\nkey         {}\nCA          {}",
+                cert.display(),
+                key.display(),
+                ca.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e, 1),
+    }
+}
