@@ -243,7 +243,21 @@ fn build_request(uri: Uri, req: &Request) -> Result<http::Request<Full<Bytes>>, 
 
 /// Decodes an HTTP response into a response primitive. Without `X-M2M-RSC` the status class of
 /// the HTTP status gives 2000, 4000 or 5000.
-fn decode_response(parts: &http::response::Parts, body: &[u8]) -> Result<Response, ClientError> {
+/// Builds the HTTP request for a primitive: the URL rule of [`HttpClient::send`], method, headers,
+/// query parameters and JSON body (TS-0009 §6). For clients with their own connections.
+pub fn encode_request(
+    base_url: &str,
+    req: &Request,
+) -> Result<http::Request<Full<Bytes>>, ClientError> {
+    build_request(request_uri(base_url, req)?, req)
+}
+
+/// Decodes an HTTP response into a response primitive (TS-0009 §6.4): `X-M2M-RSC` (or the HTTP
+/// status class when absent), `X-M2M-RI`, `Content-Location`, JSON content.
+pub fn decode_response(
+    parts: &http::response::Parts,
+    body: &[u8],
+) -> Result<Response, ClientError> {
     let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let status = match parts.headers.get(HEADER_RSC) {
         Some(v) => {

@@ -13,7 +13,7 @@ mod path;
 mod query;
 mod server;
 
-pub use client::{ClientError, HttpClient};
+pub use client::{ClientError, HttpClient, decode_response, encode_request};
 pub use path::{path_to_target, target_to_path};
 pub use query::encode_query;
 pub use server::{DecodeError, Limits, decode_request, encode_response, try_decode_request};
