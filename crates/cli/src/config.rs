@@ -62,6 +62,33 @@ pub struct FileConfig {
     /// `[access]`.
     #[serde(default)]
     pub access: AccessSection,
+    /// `[registrar]`: the CSE this one registers with (an MN-CSE's IN-CSE).
+    pub registrar: Option<RegistrarSection>,
+}
+
+/// `[registrar]`: where and how this CSE registers as Entity A (TS-0001 §10.1.1.2.1 over a
+/// TS-0003 §8.2 security association).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrarSection {
+    /// `registrar.url`: the registrar's `<CSEBase>`, e.g. `https://in.example:8443/cse-in`.
+    pub url: String,
+    /// `registrar.cse_id`: the registrar's CSE-ID (IdB), e.g. `/id-in`.
+    pub cse_id: String,
+    /// `registrar.cse_type`: 1 IN-CSE (default), 2 MN-CSE, 3 ASN-CSE.
+    pub cse_type: Option<u8>,
+    /// `registrar.server_name`: TLS server name (SNI and verification); default: the URL host.
+    pub server_name: Option<String>,
+    /// `registrar.ca`: PEM trust anchor for the registrar's certificate.
+    pub ca: Option<PathBuf>,
+    /// `registrar.psk_id`: KpsaID of a pre-provisioned key.
+    pub psk_id: Option<String>,
+    /// `registrar.psk_key_file`: file holding that key in hex.
+    pub psk_key_file: Option<PathBuf>,
+    /// `registrar.cert`: PEM certificate chain (a CSE-ID certificate).
+    pub cert: Option<PathBuf>,
+    /// `registrar.key`: its PEM private key.
+    pub key: Option<PathBuf>,
 }
 
 /// `[access]`: inputs of access control decisions.
@@ -181,6 +208,8 @@ pub struct Settings {
     pub trust_anchors: Vec<PathBuf>,
     /// CRLs for client certificates.
     pub crls: Vec<PathBuf>,
+    /// The registrar to register with at start-up.
+    pub registrar: Option<RegistrarSection>,
     /// Request body limit.
     pub max_body: usize,
     /// Commit durability.
@@ -373,6 +402,7 @@ impl Settings {
             https,
             trust_anchors: file.https.trust_anchors,
             crls: file.https.crls,
+            registrar: file.registrar,
             max_body,
             durability,
         })

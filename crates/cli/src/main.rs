@@ -3,6 +3,8 @@
 mod admin;
 mod config;
 mod datadir;
+mod register;
+mod request;
 mod serve;
 mod tls;
 
@@ -32,6 +34,10 @@ enum Command {
     Cse(ServeArgs),
     /// Load-test any oneM2M HTTP CSE with a named workload and print req/s and latency percentiles.
     Bench(m2mtrust_bench::BenchArgs),
+    /// Send one request primitive to a CSE over a security association and print the answer.
+    ///
+    /// Exit code 0 for a success Response Status Code, 1 otherwise.
+    Request(request::RequestArgs),
     /// Manage credentials (pre-provisioned keys) of a data folder, also while the server runs.
     #[command(subcommand)]
     Credential(admin::CredentialCommand),
@@ -105,6 +111,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => serve::run(args, serve::Mode::Up).await,
             Command::Cse(args) => serve::run(args, serve::Mode::Cse).await,
+            Command::Request(args) => request::run(args).await,
             Command::Credential(cmd) => admin::credential(cmd).await,
             Command::Cert(cmd) => admin::cert(cmd),
             Command::Bench(args) => match m2mtrust_bench::run(&args).await {

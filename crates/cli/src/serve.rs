@@ -84,7 +84,34 @@ pub async fn run(args: ServeArgs, mode: Mode) -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
+async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
+    // Bind first: the points of access the CSE publishes are the addresses actually bound.
+    let https_listener = match settings.https {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (--https): {e}"))?,
+        ),
+        None => None,
+    };
+    let http_listener = match settings.http {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (--http): {e}"))?,
+        ),
+        None => None,
+    };
+    let mut poa = Vec::new();
+    for (scheme, l) in [("https", &https_listener), ("http", &http_listener)] {
+        if let Some(l) = l {
+            poa.push(format!(
+                "{scheme}://{}",
+                l.local_addr().map_err(|e| e.to_string())?
+            ));
+        }
+    }
+    settings.cse.poa = poa;
     let dir = DataDir::open(&settings.data)?;
     let sqlite = Arc::new(dir.store(settings.durability)?);
     let store: Arc<dyn Store> = sqlite.clone();
@@ -128,11 +155,8 @@ async fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
         }
     );
     println!("  data         {}", settings.data.display());
-    if let Some(addr) = settings.https {
+    if let Some(listener) = https_listener {
         let acceptor = tls_acceptor(&settings, &dir, &sealer, &ca, &store)?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr} (--https): {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         println!("  https        https://{local}/{}", home.cse_base_name);
         println!(
@@ -158,10 +182,7 @@ async fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
             stopper(),
         )));
     }
-    if let Some(addr) = settings.http {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr} (--http): {e}"))?;
+    if let Some(listener) = http_listener {
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         println!(
             "  http         http://{local}/{}   (plain HTTP: development only, no security association)",
@@ -179,6 +200,13 @@ async fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
         println!("  no listener configured (--https ADDR, --http ADDR)");
     }
     println!("ready");
+    let registration = settings.registrar.clone().map(|registrar| {
+        let me = crate::register::Registree {
+            cse: cse.clone(),
+            poa: settings.cse.poa.clone(),
+        };
+        tokio::spawn(crate::register::register_until_done(me, registrar))
+    });
 
     wait_for_signal().await;
     tracing::info!("shutting down");
@@ -191,6 +219,9 @@ async fn serve(settings: Settings, mode: Mode) -> Result<(), String> {
         }
     }
     expiry.abort();
+    if let Some(r) = registration {
+        r.abort();
+    }
     sqlite.close();
     Ok(())
 }

@@ -128,7 +128,14 @@ impl Cse {
     async fn ensure_cse_base(&self) -> Result<()> {
         let home = &self.cfg.home;
         let name = home.cse_base_name.clone();
-        if self.store.read(|r| r.get_by_srn(&name))?.is_some() {
+        if let Some(mut cb) = self.store.read(|r| r.get_by_srn(&name))? {
+            // The points of access are where this process listens now.
+            let poa = serde_json::to_value(&self.cfg.poa).unwrap_or_default();
+            if cb.attrs.get("poa") != Some(&poa) {
+                cb.attrs.insert("poa".into(), poa);
+                Self::touch(&mut cb.attrs, Timestamp::now());
+                self.store.write(move |w| w.update(&cb)).await?;
+            }
             return Ok(());
         }
         let now = Timestamp::now().to_onem2m();

@@ -26,8 +26,13 @@ pub struct Server {
 impl Server {
     /// Starts `m2mtrust up --data DIR --http 127.0.0.1:0` plus `extra` flags and waits for "ready".
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Self::start_command("up", data, extra)
+    }
+
+    /// Starts `m2mtrust COMMAND --data DIR ...` (`up` or `cse`).
+    pub fn start_command(command: &str, data: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
-            .args(["up", "--data"])
+            .args([command, "--data"])
             .arg(data)
             .args([
                 "--http",

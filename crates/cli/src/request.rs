@@ -1,0 +1,202 @@
+//! `m2mtrust request`: one primitive to a CSE over a security association (PSK or certificate),
+//! printing the Response Status Code and the content. Also the credential options shared with
+//! CSE registration.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use m2mtrust_channel::{KpsaId, PskKey};
+use m2mtrust_client::{Client, ClientOptions, Credential};
+use m2mtrust_model::{Operation, Request, ResourceType};
+
+/// How to authenticate to the server.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CredentialArgs {
+    /// KpsaID of a pre-provisioned key (TLS-PSK, TS-0003 §8.2.2.1).
+    #[arg(
+        long,
+        value_name = "KPSA_ID",
+        requires = "key_hex",
+        conflicts_with = "cert"
+    )]
+    pub psk_id: Option<String>,
+    /// The key for `--psk-id`, hex (or `@FILE` to read it from a file).
+    #[arg(long, value_name = "HEX")]
+    pub key_hex: Option<String>,
+    /// Client certificate chain, PEM (certificate-based security association, §8.2.2.2).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key of `--cert`, PEM.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// CA certificate (PEM) the server certificate must chain to, e.g. DIR/pki/ca.pem.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Server name for SNI and certificate verification [default: the URL host].
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Client options from PSK or certificate settings.
+pub fn client_options(
+    psk_id: Option<&str>,
+    key_hex: Option<&str>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    ca: Option<&Path>,
+    server_name: Option<&str>,
+) -> Result<ClientOptions, String> {
+    let credential = match (psk_id, cert) {
+        (Some(id), _) => {
+            let hex = key_hex.ok_or("a PSK needs its key (--key-hex)")?;
+            let hex = match hex.strip_prefix('@') {
+                Some(file) => String::from_utf8(read(Path::new(file))?)
+                    .map_err(|_| format!("{file} is not text"))?,
+                None => hex.to_string(),
+            };
+            Credential::Psk {
+                kpsa_id: KpsaId::parse(id).map_err(|e| format!("KpsaID {id:?}: {e}"))?,
+                key: PskKey::from_hex(hex.trim()).map_err(|e| format!("PSK key: {e}"))?,
+            }
+        }
+        (None, Some(cert)) => {
+            let key = key.ok_or("a certificate needs its private key (--key)")?;
+            let key_pem = String::from_utf8(read(key)?)
+                .map_err(|_| format!("{} is not PEM", key.display()))?;
+            Credential::Certificate {
+                chain_pem: read(cert)?,
+                key_pem: m2mtrust_crypto::PrivateKeyPem::new(key_pem),
+            }
+        }
+        (None, None) => Credential::None,
+    };
+    let mut options = ClientOptions::new(credential);
+    if let Some(ca) = ca {
+        options = options.with_trust_anchors(read(ca)?);
+    }
+    if let Some(name) = server_name {
+        options = options.with_server_name(name);
+    }
+    Ok(options)
+}
+
+/// The operations of `--op`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Op {
+    /// CREATE (needs --ty and --content).
+    Create,
+    /// RETRIEVE.
+    Retrieve,
+    /// UPDATE (needs --content).
+    Update,
+    /// DELETE.
+    Delete,
+    /// NOTIFY (needs --content).
+    Notify,
+}
+
+/// `m2mtrust request`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Target URL: `https://host:port/cse-in/...` (or `http://` for a development listener).
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Originator (`From`): an AE-ID, a CSE-ID, or `C`/`S`/empty to register.
+    #[arg(long, value_name = "ORIGINATOR", default_value = "")]
+    from: String,
+    /// Operation.
+    #[arg(long, value_enum)]
+    op: Op,
+    /// Resource type of a CREATE (e.g. 2 AE, 3 container, 4 contentInstance, 23 subscription).
+    #[arg(long, value_name = "N")]
+    ty: Option<u16>,
+    /// Content, JSON, e.g. '{"m2m:cnt": {"rn": "temp"}}'.
+    #[arg(long, value_name = "JSON")]
+    content: Option<String>,
+    #[command(flatten)]
+    credentials: CredentialArgs,
+}
+
+/// Runs `m2mtrust request`: exit 0 for a success RSC, 1 otherwise, 2 for bad usage.
+pub async fn run(args: RequestArgs) -> ExitCode {
+    let usage = |e: String| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    };
+    let c = &args.credentials;
+    let options = match client_options(
+        c.psk_id.as_deref(),
+        c.key_hex.as_deref(),
+        c.cert.as_deref(),
+        c.key.as_deref(),
+        c.ca.as_deref(),
+        c.server_name.as_deref(),
+    ) {
+        Ok(o) => o,
+        Err(e) => return usage(e),
+    };
+    let content = match args
+        .content
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+        .transpose()
+    {
+        Ok(c) => c,
+        Err(e) => return usage(format!("--content is not JSON: {e}")),
+    };
+    let operation = match args.op {
+        Op::Create => Operation::Create,
+        Op::Retrieve => Operation::Retrieve,
+        Op::Update => Operation::Update,
+        Op::Delete => Operation::Delete,
+        Op::Notify => Operation::Notify,
+    };
+    if operation == Operation::Create && args.ty.is_none() {
+        return usage("CREATE needs --ty".into());
+    }
+    if matches!(
+        operation,
+        Operation::Create | Operation::Update | Operation::Notify
+    ) && content.is_none()
+    {
+        return usage(format!("{:?} needs --content", args.op));
+    }
+    let client = match Client::new(&args.to, options) {
+        Ok(c) => c,
+        Err(e) => return usage(e.to_string()),
+    };
+    let path = args.to.splitn(4, '/').nth(3).unwrap_or("").to_string();
+    let from = (!args.from.is_empty()).then(|| args.from.clone());
+    let mut req = Request::new(operation, path, from);
+    req.request_id = m2mtrust_client::request_id();
+    req.resource_type = args.ty.map(ResourceType);
+    req.content = content;
+    match client.send(&req).await {
+        Ok(resp) => {
+            println!("{}", resp.status);
+            if let Some(location) = &resp.content_location {
+                println!("Content-Location: {location}");
+            }
+            if let Some(content) = &resp.content {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(content).unwrap_or_default()
+                );
+            }
+            if resp.status.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
