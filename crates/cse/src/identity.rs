@@ -77,7 +77,7 @@ impl Cse {
                         .find(|b| b.starts_with(['C', 'S']))
                         .ok_or_else(|| mismatch("an AE registration"))?;
                     self.set_originator(ctx, ae)?;
-                } else if !bound_ids.contains(&me) {
+                } else if !bound_ids.contains(&me) && !relayed_by_bound_cse(orig, &bound_ids) {
                     return Err(mismatch(&format!("originator {me}")));
                 }
             }
@@ -108,4 +108,10 @@ impl Cse {
         ctx.originator = Some(orig);
         Ok(())
     }
+}
+
+/// Digest §4 (TS-0003 §7.2.1 for CSEs): a registree CSE may send requests on behalf of the AEs
+/// registered with it (`/id-mn/Cabc`), but not for another CSE's.
+fn relayed_by_bound_cse(orig: &Originator, bound_ids: &[String]) -> bool {
+    matches!(orig, Originator::RemoteAe(cse, _) if bound_ids.iter().any(|b| b == cse.as_str()))
 }

@@ -100,6 +100,30 @@ async fn cse_registration_with_a_pre_assigned_cse_id() {
         f.cse.handle(get.clone(), peer(&["/id-mn"])).await.status.0,
         2000
     );
+    // The MN-CSE may relay for its own AEs (past identity binding, access control decides: the
+    // AE does not own the <remoteCSE>), not for another CSE's.
+    let relayed = request(
+        Operation::Retrieve,
+        "cse-in/id-mn",
+        Some("/id-mn/Cdevice"),
+        None,
+        None,
+    );
+    assert_eq!(
+        f.cse.handle(relayed, peer(&["/id-mn"])).await.status.0,
+        4103
+    );
+    let foreign = request(
+        Operation::Retrieve,
+        "cse-in/id-mn",
+        Some("/id-other/Cdevice"),
+        None,
+        None,
+    );
+    assert_eq!(
+        f.cse.handle(foreign, peer(&["/id-mn"])).await.status.0,
+        4106
+    );
     // Without a security association a CSE is refused (Mcc needs one).
     assert_eq!(f.cse.handle(get, plain()).await.status.0, 4107);
     let r = register_cse(&f, Some("/id-x"), Some("/id-x"), plain()).await;
