@@ -149,6 +149,11 @@ pub struct HttpsSection {
     /// `https.crls`: PEM CRLs checked for client certificates.
     #[serde(default)]
     pub crls: Vec<PathBuf>,
+    /// `https.certificate`: the server's certificate chain (PEM) from an operator CA, instead of
+    /// the one the development CA issues.
+    pub certificate: Option<PathBuf>,
+    /// `https.private_key`: its private key (PEM).
+    pub private_key: Option<PathBuf>,
 }
 
 /// `[http]`.
@@ -208,6 +213,8 @@ pub struct Settings {
     pub trust_anchors: Vec<PathBuf>,
     /// CRLs for client certificates.
     pub crls: Vec<PathBuf>,
+    /// An operator-issued server certificate chain and key, instead of the development one.
+    pub server_certificate: Option<(PathBuf, PathBuf)>,
     /// The registrar to register with at start-up.
     pub registrar: Option<RegistrarSection>,
     /// Request body limit.
@@ -402,6 +409,16 @@ impl Settings {
             https,
             trust_anchors: file.https.trust_anchors,
             crls: file.https.crls,
+            server_certificate: match (file.https.certificate, file.https.private_key) {
+                (Some(c), Some(k)) => Some((c, k)),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "https.certificate",
+                        message: "give both https.certificate and https.private_key".into(),
+                    });
+                }
+            },
             registrar: file.registrar,
             max_body,
             durability,

@@ -237,7 +237,16 @@ fn tls_acceptor(
 ) -> Result<m2mtrust_channel::TlsAcceptor, String> {
     use m2mtrust_channel::{CertifiedKey, IdentityRules, ServerConfig, TrustAnchors};
     let home = &settings.cse.home;
-    let (chain, key) = dir.server_credentials(sealer, ca, home)?;
+    let (chain, key) = match &settings.server_certificate {
+        Some((cert, key)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("https.certificate: {}: {e}", p.display()))
+            };
+            (read(cert)?, m2mtrust_crypto::PrivateKeyPem::new(read(key)?))
+        }
+        None => dir.server_credentials(sealer, ca, home)?,
+    };
     let rules = IdentityRules::new(
         home.sp_id.domain(),
         home.cse_id.clone(),

@@ -370,3 +370,75 @@ fn curl_with_an_ae_id_certificate() {
     );
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn an_operator_server_certificate_replaces_the_development_one() {
+    let operator = tempfile::tempdir().unwrap();
+    let prefix = operator.path().join("server");
+    m2mtrust(&[
+        "cert",
+        "issue",
+        "--data",
+        operator.path().to_str().unwrap(),
+        "--fqdn",
+        "localhost",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("m2mtrust.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[https]\ncertificate = \"{}.pem\"\nprivate_key = \"{}-key.pem\"\n",
+            prefix.display(),
+            prefix.display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &["--config", config.to_str().unwrap()]);
+    // Clients still authenticate with the data folder's CA.
+    let client = dir.path().join("client");
+    m2mtrust(&[
+        "cert",
+        "issue",
+        "--data",
+        data.to_str().unwrap(),
+        "--ae-id",
+        "Cop",
+        "--out",
+        client.to_str().unwrap(),
+    ]);
+    let curl = |ca: &std::path::Path| {
+        Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+                "--cacert",
+            ])
+            .arg(ca)
+            .arg("--cert")
+            .arg(format!("{}.pem", client.display()))
+            .arg("--key")
+            .arg(format!("{}-key.pem", client.display()))
+            .args(["-H", "X-M2M-Origin: CAdmin", "-H", "X-M2M-RI: 1"])
+            .arg(format!("https://localhost:{}/cse-in", s.tls_addr.port()))
+            .output()
+            .unwrap()
+    };
+    // The server presents the operator's certificate: the operator CA verifies it, ours does not.
+    let with_operator_ca = curl(&operator.path().join("pki/ca.pem"));
+    assert_eq!(
+        String::from_utf8_lossy(&with_operator_ca.stdout),
+        "403",
+        "TLS works; From CAdmin is not the certificate's AE-ID Cop (4106)"
+    );
+    let with_dev_ca = curl(&data.join("pki/ca.pem"));
+    assert_eq!(String::from_utf8_lossy(&with_dev_ca.stdout), "000");
+}
