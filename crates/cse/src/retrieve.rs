@@ -146,15 +146,7 @@ impl Cse {
         let q = DiscoveryQuery {
             root_srn: root.srn.clone(),
             root_depth: root.srn.matches('/').count() as u32,
-            max_level: fc.level,
-            types: fc.resource_types.clone(),
-            labels: fc.labels.clone(),
-            created_after: fc.created_after,
-            created_before: fc.created_before,
-            modified_since: fc.modified_since,
-            unmodified_since: fc.unmodified_since,
-            expire_after: fc.expire_after,
-            expire_before: fc.expire_before,
+            filter: fc.clone(),
             now: ctx.now,
             // Fetch more than the limit: some rows may be filtered out by access control.
             limit: limit.saturating_mul(4).max(limit),

@@ -12,7 +12,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
-use m2mtrust_model::{Resource, ResourceType, Timestamp};
+use m2mtrust_model::{FilterCriteria, Resource, ResourceType, Timestamp};
 pub use sqlite::{Durability, SqliteStore};
 
 /// Storage failures. These are internal errors for the peer (5000); details go to the log.
@@ -37,31 +37,17 @@ pub enum StoreError {
     Closed,
 }
 
-/// Query for discovery below a subtree (TS-0004 §7.3.3.17, the conditions a store can index).
+/// Query for discovery below a subtree (TS-0004 §7.3.3.17): the filter criteria a store can
+/// index, applied to the subtree at `root_srn`.
 #[derive(Clone, Debug, Default)]
 pub struct DiscoveryQuery {
     /// Structured address of the subtree root; the root itself is included.
     pub root_srn: String,
     /// Depth of the root (number of `/` in its srn).
     pub root_depth: u32,
-    /// Maximum depth below the root (`lvl`).
-    pub max_level: Option<u32>,
-    /// `ty` alternatives.
-    pub types: Vec<ResourceType>,
-    /// `lbl` alternatives.
-    pub labels: Vec<String>,
-    /// `cra`.
-    pub created_after: Option<Timestamp>,
-    /// `crb`.
-    pub created_before: Option<Timestamp>,
-    /// `ms`.
-    pub modified_since: Option<Timestamp>,
-    /// `us`.
-    pub unmodified_since: Option<Timestamp>,
-    /// `exa`.
-    pub expire_after: Option<Timestamp>,
-    /// `exb`.
-    pub expire_before: Option<Timestamp>,
+    /// `ty`, `lbl`, `cra`/`crb`, `ms`/`us`, `exa`/`exb` and `lvl` (its `lim` and `ofst` are
+    /// given below, after the caller's own bounds).
+    pub filter: FilterCriteria,
     /// Resources that have expired at this time are left out.
     pub now: Timestamp,
     /// Upper bound of rows to return.

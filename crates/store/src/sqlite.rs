@@ -401,32 +401,33 @@ impl Reader for Conn<'_> {
             args.push(v);
             sql.push_str(&cond.replace('?', &format!("?{}", args.len())));
         };
-        if let Some(lvl) = q.max_level {
+        let f = &q.filter;
+        if let Some(lvl) = f.level {
             push(
                 &mut sql,
                 " AND depth <= ?",
                 Sql::Integer(i64::from(q.root_depth) + i64::from(lvl)),
             );
         }
-        if !q.types.is_empty() {
-            let list: Vec<String> = q.types.iter().map(|t| t.0.to_string()).collect();
+        if !f.resource_types.is_empty() {
+            let list: Vec<String> = f.resource_types.iter().map(|t| t.0.to_string()).collect();
             sql.push_str(&format!(" AND ty IN ({})", list.join(",")));
         }
         for (cond, t) in [
-            (" AND ct > ?", q.created_after),
-            (" AND ct < ?", q.created_before),
-            (" AND lt >= ?", q.modified_since),
-            (" AND lt < ?", q.unmodified_since),
-            (" AND et > ?", q.expire_after),
-            (" AND et < ?", q.expire_before),
+            (" AND ct > ?", f.created_after),
+            (" AND ct < ?", f.created_before),
+            (" AND lt >= ?", f.modified_since),
+            (" AND lt < ?", f.unmodified_since),
+            (" AND et > ?", f.expire_after),
+            (" AND et < ?", f.expire_before),
         ] {
             if let Some(t) = micros(t) {
                 push(&mut sql, cond, Sql::Integer(t));
             }
         }
-        if !q.labels.is_empty() {
+        if !f.labels.is_empty() {
             let mut marks = Vec::new();
-            for l in &q.labels {
+            for l in &f.labels {
                 args.push(Sql::Text(l.clone()));
                 marks.push(format!("?{}", args.len()));
             }

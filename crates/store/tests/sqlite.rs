@@ -63,7 +63,10 @@ async fn insert_read_delete_subtree() {
     assert_eq!(got.ri(), "cnt1");
     let q = DiscoveryQuery {
         root_srn: "cse-in".into(),
-        labels: vec!["x".into()],
+        filter: m2mtrust_model::FilterCriteria {
+            labels: vec!["x".into()],
+            ..Default::default()
+        },
         limit: 10,
         ..Default::default()
     };
