@@ -152,6 +152,33 @@ impl DataDir {
         Ok((issued.chain_pem, issued.key_pem))
     }
 
+    /// The admin originator's AE-ID certificate and key (`pki/admin.pem`, `keys/admin-key.pem`),
+    /// issued on first use so the operator can reach the HTTPS listener as the admin.
+    pub fn admin_certificate(
+        &self,
+        ca: &DevCa,
+        home: &Home,
+        admin: &str,
+    ) -> Result<(PathBuf, PathBuf), String> {
+        let cert = self.root.join("pki/admin.pem");
+        let key = self.root.join("keys/admin-key.pem");
+        if cert.exists() && key.exists() {
+            return Ok((cert, key));
+        }
+        let profile = CertProfile::AeId {
+            ae_id: admin.to_string(),
+            cse_id: home.cse_id.to_string(),
+            sp_domain: home.sp_id.domain().to_string(),
+        };
+        let issued = ca
+            .issue(&profile, DEV_CERT_DAYS)
+            .map_err(|e| format!("cannot issue the admin certificate: {e}"))?;
+        std::fs::write(&cert, &issued.chain_pem)
+            .map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
+        write_private(&key, issued.key_pem.expose_pem().as_bytes())?;
+        Ok((cert, key))
+    }
+
     /// Writes an issued certificate chain and key for a device (`PREFIX.pem`, `PREFIX-key.pem`).
     pub fn export(
         prefix: &Path,

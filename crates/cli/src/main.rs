@@ -28,7 +28,8 @@ enum Command {
     /// Run the whole stack in one process with embedded defaults (SQLite in the data folder).
     ///
     /// Prints every endpoint and the admin originator. Ready means: `GET /cse-in` with
-    /// `X-M2M-Origin: CAdmin` answers 2000.
+    /// `X-M2M-Origin: CAdmin` answers 2000 (over HTTPS with the admin certificate the data folder
+    /// holds, `pki/admin.pem` and `keys/admin-key.pem`, or over `--http`).
     Up(ServeArgs),
     /// Run a CSE alone, usually from a configuration file.
     Cse(ServeArgs),
@@ -50,10 +51,12 @@ enum Command {
 /// win over the configuration file, which wins over the defaults.
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Data folder: the SQLite database and, later, keys and certificates live here.
+    /// Data folder: the SQLite database, the master key sealing secrets at rest, the development CA
+    /// and the server and admin certificates [default: m2mtrust-data].
     #[arg(long, env = "M2MTRUST_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
-    /// TOML configuration file (keys: data, [cse], [http], [store], [log]; see README.md).
+    /// TOML configuration file (keys: data, [cse], [https], [http], [store], [log], [access],
+    /// [registrar]; see README.md).
     #[arg(long, env = "M2MTRUST_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// HTTPS listener: TLS 1.2 with PSK (`m2mtrust credential add-psk`) or certificates (the

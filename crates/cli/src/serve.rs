@@ -163,6 +163,18 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
             "  CA           {}   (trust anchor for clients; `m2mtrust cert issue` makes client certificates)",
             dir.ca_path().display()
         );
+        match dir.admin_certificate(&ca, &home, &settings.cse.admin_originator) {
+            Ok((cert, key)) => println!(
+                "  admin cert   curl --cacert {} --cert {} --key {} -H 'X-M2M-Origin: {}' -H 'X-M2M-RI: 1' https://localhost:{}/{}",
+                dir.ca_path().display(),
+                cert.display(),
+                key.display(),
+                settings.cse.admin_originator,
+                local.port(),
+                home.cse_base_name
+            ),
+            Err(e) => tracing::warn!(error = %e, "no admin certificate"),
+        }
         println!(
             "  example PSK  identity {} bound to AE {}, key in {}",
             example.kpsa_id,

@@ -442,3 +442,23 @@ fn an_operator_server_certificate_replaces_the_development_one() {
     let with_dev_ca = curl(&data.join("pki/ca.pem"));
     assert_eq!(String::from_utf8_lossy(&with_dev_ca.stdout), "000");
 }
+
+#[test]
+fn ready_check_over_https_with_the_admin_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10", "--cacert"])
+        .arg(dir.path().join("pki/ca.pem"))
+        .arg("--cert")
+        .arg(dir.path().join("pki/admin.pem"))
+        .arg("--key")
+        .arg(dir.path().join("keys/admin-key.pem"))
+        .args(["-H", "X-M2M-Origin: CAdmin", "-H", "X-M2M-RI: r"])
+        .arg(format!("https://localhost:{}/cse-in", s.tls_addr.port()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(rsc(&text), 2000, "{text}");
+    assert!(text.contains("\"csi\":\"/id-in\""), "{text}");
+}
