@@ -3,7 +3,7 @@
 use clap::Parser;
 use m2mtrust_bench::BenchArgs;
 
-/// Bench a oneM2M HTTP CSE.
+/// Bench a oneM2M HTTP(S) CSE.
 #[derive(Parser)]
 struct Cmd {
     #[command(flatten)]

@@ -1,5 +1,8 @@
 //! Command-line arguments of `m2mtrust bench`.
 
+use std::convert::Infallible;
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -17,7 +20,8 @@ pub enum Workload {
 /// `m2mtrust bench` arguments.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// CSEBase URL of the CSE under test (http only for now).
+    /// CSEBase URL of the CSE under test: `http://...`, or `https://...` with a PSK
+    /// (`--psk-id` and its key) or a client certificate (`--cert`, `--key`, `--ca`).
     #[arg(
         long,
         value_name = "URL",
@@ -73,6 +77,91 @@ pub struct BenchArgs {
     /// Name printed in the report (e.g. `m2mtrust` or `ACME`) to tell runs apart.
     #[arg(long, value_name = "NAME")]
     pub label: Option<String>,
+
+    /// HTTPS credentials.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// HTTPS credentials: a TLS-PSK (TS-0003 §8.2.2.1) or a client certificate (§8.2.2.2). Only
+/// with an `https://` URL, and then exactly one of the two.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "HTTPS")]
+pub struct TlsArgs {
+    /// KpsaID of a pre-provisioned key (`name@issuer.fqdn`), sent as the TLS-PSK identity; the
+    /// key authenticates the server too, so no server certificate is checked.
+    #[arg(long, value_name = "KPSA_ID")]
+    pub psk_id: Option<String>,
+
+    /// The key of `--psk-id`, in hex.
+    #[arg(long, value_name = "HEX", value_parser = secret_text, conflicts_with = "psk_key_file")]
+    pub psk_key_hex: Option<SecretText>,
+
+    /// File holding the key of `--psk-id` in hex (surrounding whitespace is ignored), so the
+    /// key stays out of the process list.
+    #[arg(long, value_name = "FILE")]
+    pub psk_key_file: Option<PathBuf>,
+
+    /// Client certificate chain, PEM, leaf first (an AE-ID or CSE-ID certificate).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key of `--cert`, PEM (EC P-256).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// CA certificate(s), PEM, the server certificate must chain to; required with `--cert`.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// Server name sent in SNI and matched against the server certificate [default: the URL
+    /// host; an IP address sends no SNI and is matched against IP SANs].
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+}
+
+impl TlsArgs {
+    /// The first TLS flag given, to name it in an error.
+    pub(crate) fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--psk-id", self.psk_id.is_some()),
+            ("--psk-key-hex", self.psk_key_hex.is_some()),
+            ("--psk-key-file", self.psk_key_file.is_some()),
+            ("--cert", self.cert.is_some()),
+            ("--key", self.key.is_some()),
+            ("--ca", self.ca.is_some()),
+            ("--server-name", self.server_name.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+}
+
+/// A secret given on the command line; `Debug` prints `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    /// Wraps a secret.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The secret. Callers must not log or print it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Takes the value as is: it is checked later, by code that never echoes it.
+fn secret_text(text: &str) -> Result<SecretText, Infallible> {
+    Ok(SecretText::new(text))
 }
 
 /// Parses `30`, `30s`, `1.5s` or `500ms`; zero is refused since every request would time out.

@@ -1,10 +1,13 @@
 //! oneM2M-over-HTTP requests against the CSE under test.
 //!
-//! Everything is generic over the hyper connector, so https only needs another connector
-//! returned next to [`http_connector`].
+//! Everything is generic over the hyper connector: [`http_connector`] for http, the TLS
+//! connector of [`crate::tls`] for https, both wrapped in [`Counting`] to count connections.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,6 +17,7 @@ use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
+use tower::Service;
 
 use crate::error::BenchError;
 
@@ -27,6 +31,7 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scheme {
     Http,
+    Https,
 }
 
 /// The CSEBase URL, checked once so per-request URIs can be built without surprises.
@@ -46,6 +51,7 @@ impl Target {
         let uri: Uri = url.parse().map_err(|e| invalid(format!("{e}")))?;
         let scheme = match uri.scheme_str() {
             Some("http") => Scheme::Http,
+            Some("https") => Scheme::Https,
             Some(other) => {
                 return Err(BenchError::UnsupportedScheme {
                     url: url.to_owned(),
@@ -54,7 +60,7 @@ impl Target {
             }
             None => {
                 return Err(invalid(
-                    "missing scheme, expected http://host:port/path".into(),
+                    "missing scheme, expected http(s)://host:port/path".into(),
                 ));
             }
         };
@@ -80,6 +86,65 @@ impl Target {
         full.parse().map_err(|e| BenchError::InvalidUrl {
             url: full.clone(),
             reason: format!("{e}"),
+        })
+    }
+}
+
+/// A URI host as a socket or TLS layer wants it: `[::1]` becomes `::1`.
+pub(crate) fn host_name(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// Connections opened so far by the connectors of a run: TCP connects over http, completed TLS
+/// handshakes over https. Shows whether keep-alive held.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Connections(Arc<AtomicU64>);
+
+impl Connections {
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn opened(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A connector that counts the connections it hands out in [`Connections`].
+#[derive(Debug, Clone)]
+pub(crate) struct Counting<S> {
+    inner: S,
+    connections: Connections,
+}
+
+impl<S> Counting<S> {
+    pub fn new(inner: S, connections: Connections) -> Self {
+        Self { inner, connections }
+    }
+}
+
+impl<S> Service<Uri> for Counting<S>
+where
+    S: Service<Uri>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let connections = self.connections.clone();
+        Box::pin(async move {
+            let io = connecting.await?;
+            connections.opened();
+            Ok(io)
         })
     }
 }
@@ -174,6 +239,25 @@ pub(crate) enum SendError {
     Body(hyper::Error),
     #[error("request id {0:?} is not a valid header value")]
     RequestId(String),
+}
+
+impl SendError {
+    /// The TLS handshake failure behind this error, if the connection failed there.
+    pub fn handshake_failure(&self) -> Option<String> {
+        let SendError::Client(err) = self else {
+            return None;
+        };
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            if let Some(failure @ crate::tls::ConnectError::Handshake { .. }) =
+                cause.downcast_ref::<crate::tls::ConnectError>()
+            {
+                return Some(failure.to_string());
+            }
+            source = cause.source();
+        }
+        None
+    }
 }
 
 /// An error with all its causes, since hyper's top-level messages alone ("client error
@@ -306,8 +390,12 @@ mod tests {
             t.uri("ae/cnt/la").unwrap().to_string(),
             "http://127.0.0.1:8080/cse-in/ae/cnt/la"
         );
+        let t = Target::parse("https://[::1]:8443/cse-in").unwrap();
+        assert_eq!(t.scheme, Scheme::Https);
+        assert_eq!(host_name("[::1]"), "::1");
+        assert_eq!(host_name("h.example"), "h.example");
         assert!(matches!(
-            Target::parse("https://h/cse-in"),
+            Target::parse("ftp://h/cse-in"),
             Err(BenchError::UnsupportedScheme { .. })
         ));
         assert!(matches!(

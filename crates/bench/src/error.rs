@@ -12,8 +12,8 @@ pub enum BenchError {
         reason: String,
     },
 
-    /// The URL scheme has no connector yet.
-    #[error("CSE URL {url:?} uses scheme {scheme:?}, but only http is supported")]
+    /// The URL scheme is neither http nor https.
+    #[error("CSE URL {url:?} uses scheme {scheme:?}, but only http and https are supported")]
     UnsupportedScheme {
         /// The URL as given.
         url: String,
@@ -60,6 +60,18 @@ pub enum BenchError {
         /// Request URL.
         url: String,
         /// Transport error, with its causes.
+        reason: String,
+    },
+
+    /// A setup request could not be sent because the TLS handshake failed (wrong key,
+    /// unknown KpsaID, refused certificate, name mismatch, ...).
+    #[error("{step} failed at {url}: {reason}")]
+    Handshake {
+        /// Which step.
+        step: &'static str,
+        /// Request URL.
+        url: String,
+        /// The server name used and why the handshake failed.
         reason: String,
     },
 

@@ -2,6 +2,7 @@
 //!
 //! Drives any CSE by URL with a named workload and reports throughput and latency per phase,
 //! so the same numbers can be taken from m2mtrust and from other CSEs and compared side by side.
+//! Over `https://` it authenticates with a TLS-PSK or a client certificate (TS-0003 §8.2.2).
 
 mod args;
 mod client;
@@ -9,31 +10,49 @@ mod error;
 mod progress;
 mod report;
 mod stats;
+mod tls;
 mod w1;
 
 use std::io::{IsTerminal, Write};
 
 use hyper_util::client::legacy::connect::Connect;
 
-pub use args::{BenchArgs, Workload};
+pub use args::{BenchArgs, SecretText, TlsArgs, Workload};
 pub use error::BenchError;
 pub use report::{Cleanup, ErrorCount, Latency, Phase, PhaseReport, Report, RunReport};
 
-use client::{Scheme, Target};
+use client::{Connections, Counting, Target};
+use tls::Security;
 
 /// Runs the workload, prints progress (indicatif, to stderr, hidden when stderr is not a terminal
 /// or with `--quiet`) and a report table (or JSON with `--json`) to stdout; returns the report.
 pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
     let target = Target::parse(&args.url)?;
-    let report = match target.scheme {
-        Scheme::Http => run_with(args, &target, client::http_connector(args.timeout)).await?,
+    let connections = Connections::default();
+    let report = match Security::from_args(&args.tls, &target)? {
+        Security::Plain => {
+            let connector = client::http_connector(args.timeout);
+            let connector = Counting::new(connector, connections.clone());
+            run_with(args, &target, connector, &connections).await?
+        }
+        Security::Tls(settings) => {
+            let connector = tls::HttpsConnector::new(settings, args.timeout)?;
+            let connector = Counting::new(connector, connections.clone());
+            run_with(args, &target, connector, &connections).await?
+        }
     };
     print_report(&report, args.json)?;
     Ok(report)
 }
 
-/// Runs every requested clients value over one connector type; TLS only needs another connector.
-async fn run_with<C>(args: &BenchArgs, target: &Target, connector: C) -> Result<Report, BenchError>
+/// Runs every requested clients value over one connector type, which counts the connections
+/// it opens in `connections`.
+async fn run_with<C>(
+    args: &BenchArgs,
+    target: &Target,
+    connector: C,
+    connections: &Connections,
+) -> Result<Report, BenchError>
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
@@ -42,7 +61,16 @@ where
     let mut runs = Vec::with_capacity(args.clients.len());
     for &clients in &args.clients {
         let run = match args.workload {
-            Workload::W1 => w1::run(&settings, clients, connector.clone(), hide_progress).await?,
+            Workload::W1 => {
+                w1::run(
+                    &settings,
+                    clients,
+                    connector.clone(),
+                    connections,
+                    hide_progress,
+                )
+                .await?
+            }
         };
         runs.push(run);
     }

@@ -47,6 +47,10 @@ pub struct RunReport {
     pub phases: Vec<PhaseReport>,
     /// What happened to the AE afterwards.
     pub cleanup: Cleanup,
+    /// Connections opened during the whole run, setup and cleanup included (TCP connects over
+    /// http, completed TLS handshakes over https); with keep-alive, about one per client.
+    #[serde(default)]
+    pub connections: u64,
 }
 
 /// Fate of the AE at the end of a run; a failed cleanup leaves data behind, so it is reported.
@@ -102,6 +106,11 @@ pub struct PhaseReport {
     pub req_per_s: f64,
     /// Latency of successful requests, send to full body read; absent when none succeeded.
     pub latency: Option<Latency>,
+    /// Connections opened during the phase (TCP connects over http, completed TLS handshakes
+    /// over https). With keep-alive the first phase opens about one per client beyond the setup
+    /// connection and later phases open none.
+    #[serde(default)]
+    pub connections: u64,
 }
 
 /// One kind of error and how often it occurred.
@@ -147,8 +156,17 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "{:>7}  {:<8}  {:>7}  {:>6}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}",
-            "clients", "phase", "ok", "errors", "elapsed_s", "req/s", "p50_ms", "p99_ms", "max_ms"
+            "{:>7}  {:<8}  {:>7}  {:>6}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}  {:>5}",
+            "clients",
+            "phase",
+            "ok",
+            "errors",
+            "elapsed_s",
+            "req/s",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "conns"
         )?;
         for run in &self.runs {
             for p in &run.phases {
@@ -166,13 +184,14 @@ impl fmt::Display for Report {
                     p.req_per_s
                 )?;
                 match &p.latency {
-                    Some(l) => writeln!(
+                    Some(l) => write!(
                         f,
                         "  {:>8.3}  {:>8.3}  {:>8.3}",
                         l.p50_ms, l.p99_ms, l.max_ms
                     )?,
-                    None => writeln!(f, "  {:>8}  {:>8}  {:>8}", "-", "-", "-")?,
+                    None => write!(f, "  {:>8}  {:>8}  {:>8}", "-", "-", "-")?,
                 }
+                writeln!(f, "  {:>5}", p.connections)?;
             }
         }
         for run in &self.runs {
@@ -191,6 +210,11 @@ impl fmt::Display for Report {
             }
         }
         for run in &self.runs {
+            writeln!(
+                f,
+                "connections (c={}): {} opened in all, setup and cleanup included",
+                run.clients, run.connections
+            )?;
             write!(f, "cleanup (c={}): AE {} ", run.clients, run.ae_name)?;
             match &run.cleanup {
                 Cleanup::Kept => writeln!(f, "kept (originator {})", run.ae_id)?,
@@ -235,6 +259,7 @@ mod tests {
                             p99_ms: 9.0,
                             max_ms: 12.0,
                         }),
+                        connections: 7,
                     },
                     PhaseReport {
                         phase: Phase::Retrieve,
@@ -244,9 +269,11 @@ mod tests {
                         elapsed_ms: 0.0,
                         req_per_s: 0.0,
                         latency: None,
+                        connections: 0,
                     },
                 ],
                 cleanup: Cleanup::DeletedByAdmin,
+                connections: 8,
             }],
         }
     }
@@ -255,7 +282,11 @@ mod tests {
     fn table_lists_phases_errors_and_cleanup() {
         let text = sample().to_string();
         assert!(text.contains("[ACME]"), "{text}");
-        assert!(text.contains("ACME         8  create          7       3      1.234        5.7     1.234     9.000    12.000"), "{text}");
+        assert!(text.contains("ACME         8  create          7       3      1.234        5.7     1.234     9.000    12.000      7\n"), "{text}");
+        assert!(
+            text.contains("connections (c=8): 8 opened in all"),
+            "{text}"
+        );
         assert!(
             text.contains("errors (c=8 create): 3 x HTTP 403 RSC 4103: no privilege"),
             "{text}"

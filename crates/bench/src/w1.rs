@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::args::BenchArgs;
-use crate::client::{CseClient, Reply, RequestIds, Target};
+use crate::client::{Connections, CseClient, Reply, RequestIds, Target};
 use crate::error::BenchError;
 use crate::report::{Cleanup, ErrorCount, Phase, PhaseReport, RunReport};
 use crate::{progress, stats};
@@ -81,11 +81,13 @@ pub(crate) async fn run<C>(
     settings: &Settings,
     clients: u32,
     connector: C,
+    connections: &Connections,
     hide_progress: bool,
 ) -> Result<RunReport, BenchError>
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
+    let opened_before = connections.count();
     let run_id = format!("{:08x}", rand::random::<u32>());
     let origin = settings
         .origin
@@ -195,6 +197,7 @@ where
             &pool,
             settings.count,
             create,
+            connections,
             bar(Phase::Create),
         )
         .await?;
@@ -203,6 +206,7 @@ where
             &pool,
             settings.count,
             retrieve,
+            connections,
             bar(Phase::Retrieve),
         )
         .await?;
@@ -232,6 +236,7 @@ where
         ae_name,
         phases,
         cleanup,
+        connections: connections.count().saturating_sub(opened_before),
     })
 }
 
@@ -252,10 +257,17 @@ where
     client
         .send(method, uri, origin, ty, body)
         .await
-        .map_err(|e| BenchError::Transport {
-            step,
-            url: uri.to_string(),
-            reason: e.to_string(),
+        .map_err(|e| match e.handshake_failure() {
+            Some(reason) => BenchError::Handshake {
+                step,
+                url: uri.to_string(),
+                reason,
+            },
+            None => BenchError::Transport {
+                step,
+                url: uri.to_string(),
+                reason: e.to_string(),
+            },
         })
 }
 
@@ -310,11 +322,13 @@ async fn measure<C>(
     pool: &[CseClient<C>],
     count: u64,
     request: PhaseRequest,
+    connections: &Connections,
     bar: ProgressBar,
 ) -> Result<PhaseReport, BenchError>
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
+    let opened_before = connections.count();
     let request = Arc::new(request);
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
@@ -357,6 +371,7 @@ where
         total.merge(joined.map_err(|e| BenchError::Worker(e.to_string()))?);
     }
     let elapsed = started.elapsed();
+    let opened = connections.count().saturating_sub(opened_before);
     bar.finish_and_clear();
 
     let ok = total.micros.len() as u64;
@@ -381,6 +396,7 @@ where
         elapsed_ms: (secs * 1e6).round() / 1e3,
         req_per_s: (rate * 100.0).round() / 100.0,
         latency: stats::summarize(total.micros),
+        connections: opened,
     })
 }
 

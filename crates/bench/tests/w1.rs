@@ -4,213 +4,14 @@
     reason = "mock server scaffolding: a panic fails the test"
 )]
 
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod mock;
+
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Parser;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use m2mtrust_bench::{BenchArgs, BenchError, Cleanup, Phase, Report, Workload};
-use serde_json::json;
+use m2mtrust_bench::{BenchError, Cleanup, Phase, Workload};
+use mock::{Cmd, Mode, args, bench, get, start};
 use tokio::net::TcpListener;
-
-/// How the mock misbehaves.
-#[derive(Clone, Copy, Default)]
-struct Mode {
-    refuse_ae: bool,
-    refuse_cin: bool,
-    refuse_la: bool,
-    refuse_self_delete: bool,
-    slow_la: bool,
-}
-
-#[derive(Default)]
-struct Counts {
-    connections: AtomicU64,
-    ae: AtomicU64,
-    cnt: AtomicU64,
-    cin: AtomicU64,
-    la: AtomicU64,
-    delete: AtomicU64,
-    delete_admin: AtomicU64,
-    /// Requests missing a oneM2M header, with a wrong RVI or content type, or from an
-    /// originator other than the AE-ID the mock assigned.
-    bad: AtomicU64,
-    other: AtomicU64,
-}
-
-fn get(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::SeqCst)
-}
-
-struct MockCse {
-    mode: Mode,
-    counts: Counts,
-    /// AE-IDs handed out; deliberately different from the registering originator.
-    aeis: Mutex<Vec<String>>,
-}
-
-async fn start(mode: Mode) -> (String, Arc<MockCse>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mock = Arc::new(MockCse {
-        mode,
-        counts: Counts::default(),
-        aeis: Mutex::new(Vec::new()),
-    });
-    let server = mock.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            server.counts.connections.fetch_add(1, Ordering::SeqCst);
-            let mock = server.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| handle(mock.clone(), req));
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (format!("http://{addr}/cse-in"), mock)
-}
-
-fn reply(status: u16, rsc: u16, body: serde_json::Value) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("X-M2M-RSC", rsc.to_string())
-        .header("Content-Type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap()
-}
-
-async fn handle(
-    mock: Arc<MockCse>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let c = &mock.counts;
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let origin = header("X-M2M-Origin").unwrap_or_default();
-    let content_type = header("Content-Type").unwrap_or_default();
-    if origin.is_empty()
-        || header("X-M2M-RI").is_none_or(|ri| ri.is_empty())
-        || header("X-M2M-RVI").as_deref() != Some("3")
-        || header("Accept").as_deref() != Some("application/json")
-    {
-        c.bad.fetch_add(1, Ordering::SeqCst);
-    }
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let body = req.into_body().collect().await.unwrap().to_bytes();
-    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or(json!(null));
-    let Some(rest) = path.strip_prefix("/cse-in") else {
-        c.other.fetch_add(1, Ordering::SeqCst);
-        return Ok(reply(404, 4004, json!({"m2m:dbg": "not found"})));
-    };
-    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let known_ae = mock.aeis.lock().unwrap().contains(&origin);
-    let check = |ok: bool| {
-        if !ok {
-            c.bad.fetch_add(1, Ordering::SeqCst);
-        }
-    };
-
-    let response = match (&method, segments.as_slice()) {
-        (&Method::POST, []) => {
-            c.ae.fetch_add(1, Ordering::SeqCst);
-            check(content_type == "application/json;ty=2");
-            let ae = &body["m2m:ae"];
-            check(ae["api"] == "Nbench" && ae["rr"] == false && ae["srv"] == json!(["3"]));
-            if mock.mode.refuse_ae {
-                reply(400, 4000, json!({"m2m:dbg": "srv is missing"}))
-            } else {
-                let aei = format!("{origin}-assigned");
-                mock.aeis.lock().unwrap().push(aei.clone());
-                reply(
-                    201,
-                    2001,
-                    json!({"m2m:ae": {"rn": ae["rn"], "aei": aei, "api": "Nbench"}}),
-                )
-            }
-        }
-        (&Method::POST, [_ae]) => {
-            c.cnt.fetch_add(1, Ordering::SeqCst);
-            check(content_type == "application/json;ty=3" && known_ae);
-            check(body["m2m:cnt"]["rn"] == "cnt");
-            reply(201, 2001, json!({"m2m:cnt": {"rn": "cnt"}}))
-        }
-        (&Method::POST, [_ae, "cnt"]) => {
-            c.cin.fetch_add(1, Ordering::SeqCst);
-            check(content_type == "application/json;ty=4" && known_ae);
-            check(body["m2m:cin"]["con"].is_string());
-            if mock.mode.refuse_cin {
-                reply(403, 4103, json!({"m2m:dbg": "no privilege for cin"}))
-            } else {
-                reply(201, 2001, json!({"m2m:cin": body["m2m:cin"]}))
-            }
-        }
-        (&Method::GET, [_ae, "cnt", "la"]) => {
-            c.la.fetch_add(1, Ordering::SeqCst);
-            check(known_ae);
-            if mock.mode.slow_la {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            if mock.mode.refuse_la {
-                reply(404, 4004, json!({"m2m:dbg": "no instance"}))
-            } else {
-                reply(200, 2000, json!({"m2m:cin": {"con": "x"}}))
-            }
-        }
-        (&Method::DELETE, [_ae]) if origin == "CAdmin" => {
-            c.delete_admin.fetch_add(1, Ordering::SeqCst);
-            reply(200, 2002, json!({}))
-        }
-        (&Method::DELETE, [_ae]) => {
-            c.delete.fetch_add(1, Ordering::SeqCst);
-            check(known_ae);
-            if mock.mode.refuse_self_delete {
-                reply(403, 4103, json!({"m2m:dbg": "no delete privilege"}))
-            } else {
-                reply(200, 2002, json!({}))
-            }
-        }
-        _ => {
-            c.other.fetch_add(1, Ordering::SeqCst);
-            reply(404, 4004, json!({"m2m:dbg": "not found"}))
-        }
-    };
-    Ok(response)
-}
-
-#[derive(Parser)]
-struct Cmd {
-    #[command(flatten)]
-    bench: BenchArgs,
-}
-
-fn args(url: &str, extra: &[&str]) -> BenchArgs {
-    let mut argv = vec!["bench", "--quiet", "--url", url];
-    argv.extend_from_slice(extra);
-    Cmd::try_parse_from(argv).unwrap().bench
-}
-
-async fn bench(url: &str, extra: &[&str]) -> Result<Report, BenchError> {
-    m2mtrust_bench::run(&args(url, extra)).await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_match_what_the_server_received() {
@@ -254,6 +55,15 @@ async fn counts_match_what_the_server_received() {
     // asynchronously after the body is read, so a client may now and then open a second one.
     let connections = get(&c.connections);
     assert!((1..=8).contains(&connections), "{connections} connections");
+    assert_eq!(
+        run.connections, connections,
+        "the report counts what the server accepted"
+    );
+    let in_phases: u64 = run.phases.iter().map(|p| p.connections).sum();
+    assert!(
+        in_phases < connections,
+        "setup opened one before the phases"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,12 +218,13 @@ async fn unreachable_cse_is_a_transport_error() {
 }
 
 #[tokio::test]
-async fn https_is_not_supported_yet() {
-    let err = bench("https://127.0.0.1:1/cse-in", &[]).await.unwrap_err();
+async fn other_schemes_are_refused() {
+    let err = bench("ftp://127.0.0.1:1/cse-in", &[]).await.unwrap_err();
     assert!(
         matches!(err, BenchError::UnsupportedScheme { .. }),
         "{err:?}"
     );
+    assert!(err.to_string().contains("only http and https"), "{err}");
 }
 
 #[test]
