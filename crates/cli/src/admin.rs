@@ -221,15 +221,18 @@ pub async fn credential(cmd: CredentialCommand) -> ExitCode {
             }
         }
         CredentialCommand::Remove(r) => {
-            let id = if CredentialId::parse(&r.id).is_ok() && !r.id.contains('@')
-                || r.id.starts_with("12-")
-            {
-                r.id.clone()
-            } else {
-                match KpsaId::parse(&r.id) {
+            // `<type>-<value>` is a Credential-ID; anything else must be a KpsaID.
+            let id = match CredentialId::parse(&r.id) {
+                Ok(c) => c.to_string(),
+                Err(_) => match KpsaId::parse(&r.id) {
                     Ok(k) => CredentialId::kpsa(&k).to_string(),
-                    Err(_) => r.id.clone(),
-                }
+                    Err(e) => {
+                        return fail(
+                            format!("--id: neither a Credential-ID nor a KpsaID: {e}"),
+                            2,
+                        );
+                    }
+                },
             };
             let store = match DataDir::open(&r.data.data).and_then(|dir| open_store(&dir)) {
                 Ok(s) => s,
