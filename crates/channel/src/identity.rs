@@ -15,8 +15,6 @@
 //! `ni` URIs need `/`, `:` and `;` as well, and are kept verbatim so that the value stays the
 //! identifier the spec names.
 
-use std::fmt;
-
 use m2mtrust_model::CseId;
 use openssl::base64;
 use openssl::hash::{MessageDigest, hash};
@@ -27,82 +25,36 @@ use crate::error::ConfigError;
 /// Longest KpsaID accepted: leaves room for the NUL that OpenSSL's 256-byte identity buffer needs.
 pub const MAX_KPSA_ID_LEN: usize = 255;
 
-/// Why a KpsaID was refused.
+/// A KpsaID, `Issuer_Relative_KpsaID@Issuer-FQDN` (TS-0003 §10.5); the one definition lives in
+/// `m2mtrust-crypto`.
+pub use m2mtrust_crypto::KpsaId;
+
+/// Why a `psk_identity` received in a handshake was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid KpsaID: {0}")]
-pub struct KpsaIdError(&'static str);
-
-/// A KpsaID, `Issuer_Relative_KpsaID@Issuer-FQDN` (TS-0003 §10.5); checked once at the boundary.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct KpsaId {
-    text: String,
-    at: usize,
+pub enum KpsaIdError {
+    /// Longer than OpenSSL's identity buffer allows.
+    #[error("invalid KpsaID: longer than {MAX_KPSA_ID_LEN} bytes")]
+    TooLong,
+    /// Not UTF-8.
+    #[error("invalid KpsaID: not UTF-8")]
+    NotUtf8,
+    /// Not `relative@fqdn`.
+    #[error("invalid KpsaID: {0}")]
+    Syntax(#[from] m2mtrust_crypto::KeyIdError),
 }
 
-impl KpsaId {
-    /// TS-0003 §10.5: the relative part is `[A-Za-z0-9._-]+`, the issuer an FQDN (RFC 1123
-    /// labels of letters, digits and inner hyphens, at most 63 octets each, 253 in all).
-    pub fn parse(s: &str) -> Result<Self, KpsaIdError> {
-        if s.len() > MAX_KPSA_ID_LEN {
-            return Err(KpsaIdError("longer than 255 bytes"));
-        }
-        let Some((relative, fqdn)) = s.split_once('@') else {
-            return Err(KpsaIdError(
-                "no '@' between the relative part and the issuer FQDN",
-            ));
-        };
-        if relative.is_empty()
-            || !relative
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(KpsaIdError("relative part must be [A-Za-z0-9._-]+"));
-        }
-        if !is_fqdn(fqdn) {
-            return Err(KpsaIdError("issuer is not a fully qualified domain name"));
-        }
-        Ok(Self {
-            text: s.to_string(),
-            at: relative.len(),
-        })
+/// Parses the raw `psk_identity` of a ClientKeyExchange.
+pub fn kpsa_id_from_wire(bytes: &[u8]) -> Result<KpsaId, KpsaIdError> {
+    if bytes.len() > MAX_KPSA_ID_LEN {
+        return Err(KpsaIdError::TooLong);
     }
-
-    /// Parses the raw `psk_identity` of a ClientKeyExchange.
-    pub fn from_wire(bytes: &[u8]) -> Result<Self, KpsaIdError> {
-        let s = std::str::from_utf8(bytes).map_err(|_| KpsaIdError("not UTF-8"))?;
-        Self::parse(s)
-    }
-
-    /// The whole KpsaID.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// `Issuer_Relative_KpsaID`.
-    pub fn relative(&self) -> &str {
-        self.text.get(..self.at).unwrap_or_default()
-    }
-
-    /// `Issuer-FQDN`.
-    pub fn issuer(&self) -> &str {
-        self.text.get(self.at + 1..).unwrap_or_default()
-    }
-
-    /// The Credential-ID `12-<KpsaID>` (TS-0003 §8.2.2.1 step 4, §10.4).
-    pub fn credential_id(&self) -> String {
-        format!("12-{}", self.text)
-    }
+    let s = std::str::from_utf8(bytes).map_err(|_| KpsaIdError::NotUtf8)?;
+    Ok(KpsaId::parse(s)?)
 }
 
-impl fmt::Display for KpsaId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-impl fmt::Debug for KpsaId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
+/// The Credential-ID `12-<KpsaID>` (TS-0003 §8.2.2.1 step 4, §10.4).
+pub fn kpsa_credential_id(id: &KpsaId) -> String {
+    m2mtrust_crypto::CredentialId::kpsa(id).to_string()
 }
 
 /// An RFC 1123 host name of one or more labels, no trailing dot.
@@ -327,7 +279,7 @@ mod tests {
         let k = KpsaId::parse("dev-1.a_b@mef.m2mtrust.example").unwrap();
         assert_eq!(k.relative(), "dev-1.a_b");
         assert_eq!(k.issuer(), "mef.m2mtrust.example");
-        assert_eq!(k.credential_id(), "12-dev-1.a_b@mef.m2mtrust.example");
+        assert_eq!(kpsa_credential_id(&k), "12-dev-1.a_b@mef.m2mtrust.example");
         for bad in [
             "",
             "nodomain",
@@ -343,8 +295,8 @@ mod tests {
         ] {
             assert!(KpsaId::parse(bad).is_err(), "{bad} accepted");
         }
-        assert!(KpsaId::parse(&format!("{}@m.example", "a".repeat(250))).is_err());
-        assert!(KpsaId::from_wire(&[0xff, b'@', b'x']).is_err());
+        assert!(kpsa_id_from_wire(format!("{}@m.example", "a".repeat(250)).as_bytes()).is_err());
+        assert!(kpsa_id_from_wire(&[0xff, b'@', b'x']).is_err());
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub use export::{
 };
 pub use identity::{
     Binding, CredentialKind, IdentityRules, KpsaId, KpsaIdError, MAX_KPSA_ID_LEN,
-    cse_public_domain_name, public_key_identifier,
+    cse_public_domain_name, kpsa_credential_id, kpsa_id_from_wire, public_key_identifier,
 };
 pub use secret::{MAX_PSK_LEN, PskKey, SymmetricKey};
 pub use server::{Credentials, Established, PskCredential, TlsAcceptor};

@@ -282,7 +282,7 @@ impl TlsAcceptor {
                     .unwrap_or_default();
                 let (credential_id, kind, binding, kpsa_id) = match (psk, cert) {
                     (Some(PskOutcome::Accepted { kpsa_id, binding }), _) => (
-                        kpsa_id.credential_id(),
+                        crate::identity::kpsa_credential_id(&kpsa_id),
                         CredentialKind::Psk,
                         binding,
                         Some(kpsa_id),
@@ -339,7 +339,7 @@ fn build_context(
         let Ok(idx) = psk_index() else { return Ok(0) };
         // TS-0003 §8.2.2.1 step 3: psk_identity = KpsaID (§10.5), checked before lookup.
         let raw = identity.unwrap_or_default();
-        let kpsa_id = match KpsaId::from_wire(raw) {
+        let kpsa_id = match crate::identity::kpsa_id_from_wire(raw) {
             Ok(id) => id,
             Err(_) => {
                 let shown: String = String::from_utf8_lossy(raw).chars().take(64).collect();

@@ -28,7 +28,7 @@ impl StoreCredentials {
 
 impl Credentials for StoreCredentials {
     fn psk(&self, kpsa_id: &KpsaId) -> Option<PskCredential> {
-        let id = kpsa_id.credential_id();
+        let id = m2mtrust_channel::kpsa_credential_id(kpsa_id);
         let record = match self.store.read(|r| r.credential(&id)) {
             Ok(Some(r)) if r.kind == "psk" => r,
             Ok(_) => return None,
