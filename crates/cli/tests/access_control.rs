@@ -429,3 +429,69 @@ fn the_custodian_acts_as_the_creator() {
         4103
     );
 }
+
+#[test]
+fn a_group_of_aes_in_acor_grants_its_members() {
+    let (_dir, s) = setup(&[]);
+    register(&s, "Ccarl", "carl");
+    // A group of AEs (by their resource IDs), nested in another group.
+    let r = s.call(
+        "POST",
+        "/cse-in/alice",
+        Some("Calice"),
+        Some(9),
+        Some(&json!({"m2m:grp": {"rn": "readers", "mt": 2, "mnm": 10, "mid": ["Cbob"]}})),
+    );
+    assert_eq!(r.rsc(), 2001, "{}", r.body);
+    let inner = r.json()["m2m:grp"]["ri"].as_str().unwrap().to_string();
+    let r = s.call(
+        "POST",
+        "/cse-in/alice",
+        Some("Calice"),
+        Some(9),
+        Some(&json!({"m2m:grp": {"rn": "all-readers", "mnm": 10, "mid": [inner]}})),
+    );
+    assert_eq!(r.rsc(), 2001, "{}", r.body);
+    let outer = r.json()["m2m:grp"]["ri"].as_str().unwrap().to_string();
+    let acp_ri = acp(
+        &s,
+        "Calice",
+        "/cse-in/alice",
+        "grp-acp",
+        json!([{"acor": ["Calice"], "acop": 63}, {"acor": [outer], "acop": 2}]),
+        json!([{"acor": ["Calice"], "acop": 63}]),
+    );
+    assert_eq!(
+        s.call(
+            "PUT",
+            "/cse-in/alice/c",
+            Some("Calice"),
+            None,
+            Some(&json!({"m2m:cnt": {"acpi": [acp_ri]}}))
+        )
+        .rsc(),
+        2004
+    );
+    assert_eq!(bob_reads(&s), 2000, "member of a nested group");
+    assert_eq!(
+        s.call("GET", "/cse-in/alice/c", Some("Ccarl"), None, None)
+            .rsc(),
+        4103,
+        "not a member"
+    );
+    // Membership changes apply at once.
+    let r = s.call(
+        "PUT",
+        &format!("/{inner}"),
+        Some("Calice"),
+        None,
+        Some(&json!({"m2m:grp": {"mid": ["Ccarl"]}})),
+    );
+    assert_eq!(r.rsc(), 2004, "{}", r.body);
+    assert_eq!(bob_reads(&s), 4103);
+    assert_eq!(
+        s.call("GET", "/cse-in/alice/c", Some("Ccarl"), None, None)
+            .rsc(),
+        2000
+    );
+}
