@@ -1,0 +1,124 @@
+//! The operator's pre-registered bootstrap credentials (Bootstrap Credential Configuration and
+//! Bootstrap Instruction Configuration, TS-0003 §8.3.2.1).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use chrono::{DateTime, Utc};
+use m2mtrust_channel::{Binding, KpsaId, PskKey};
+
+/// What the MEF hands to enrolment targets along with the enrolee's key: the identity the
+/// enrolee will use (TS-0003 §8.3.2.1, "Enrolee-ID").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Assignment {
+    /// The enrolee is the CSE with this CSE-ID, e.g. `/id-mn`.
+    CseId(String),
+    /// The enrolee is an AE with one of these AE-IDs.
+    AeIds(Vec<String>),
+}
+
+impl Assignment {
+    /// The binding of the bootstrap security association.
+    pub(crate) fn binding(&self) -> Binding {
+        match self {
+            Self::CseId(id) => Binding::Cse(id.clone()),
+            Self::AeIds(ids) => match ids.as_slice() {
+                [one] => Binding::Ae(one.clone()),
+                _ => Binding::AeList(ids.clone()),
+            },
+        }
+    }
+}
+
+/// One pre-registered enrolee.
+#[derive(Clone, Debug)]
+pub struct Enrollee {
+    /// Kpm for the PPSK RSPF; `None` for an enrolee that authenticates by certificate only.
+    pub kpm: Option<PskKey>,
+    /// What the enrolee will be assigned.
+    pub assignment: Assignment,
+    /// Enrolment Expiry: the lifetime of Ke (TS-0003 §10.7). No bootstrap is accepted at or after
+    /// this instant.
+    pub expires: DateTime<Utc>,
+}
+
+impl Enrollee {
+    /// True when the enrolment is no longer valid at `now`.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        now >= self.expires
+    }
+}
+
+/// Where the MEF finds its enrolees. Called from inside the TLS handshake, so implementations
+/// must not block for long (an in-memory map or a cache, not a network call).
+pub trait Enrollees: Send + Sync + 'static {
+    /// The enrolee pre-provisioned with this KpmID (PPSK RSPF).
+    fn kpm(&self, kpm_id: &KpsaId) -> Option<Enrollee>;
+    /// The enrolee whose verified certificate has this Credential-ID (TS-0003 §10.4, e.g.
+    /// `33-/id-in/Cdev1`, `32-/id-mn`, `30-ni:///sha-256;…`; certificate RSPF).
+    fn by_certificate(&self, credential_id: &str) -> Option<Enrollee>;
+}
+
+/// An in-memory [`Enrollees`].
+#[derive(Debug, Default)]
+pub struct MemoryEnrollees {
+    by_kpm: RwLock<HashMap<KpsaId, Enrollee>>,
+    by_cert: RwLock<HashMap<String, Enrollee>>,
+}
+
+impl MemoryEnrollees {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers (or replaces) a PPSK enrolee under its KpmID.
+    pub fn insert_kpm(&self, kpm_id: KpsaId, enrollee: Enrollee) {
+        self.by_kpm
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kpm_id, enrollee);
+    }
+
+    /// Registers (or replaces) a certificate enrolee under its Credential-ID.
+    pub fn insert_certificate(&self, credential_id: impl Into<String>, enrollee: Enrollee) {
+        self.by_cert
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(credential_id.into(), enrollee);
+    }
+
+    /// Removes a PPSK enrolee.
+    pub fn remove_kpm(&self, kpm_id: &KpsaId) -> Option<Enrollee> {
+        self.by_kpm
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(kpm_id)
+    }
+
+    /// Removes a certificate enrolee.
+    pub fn remove_certificate(&self, credential_id: &str) -> Option<Enrollee> {
+        self.by_cert
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(credential_id)
+    }
+}
+
+impl Enrollees for MemoryEnrollees {
+    fn kpm(&self, kpm_id: &KpsaId) -> Option<Enrollee> {
+        self.by_kpm
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(kpm_id)
+            .cloned()
+    }
+
+    fn by_certificate(&self, credential_id: &str) -> Option<Enrollee> {
+        self.by_cert
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(credential_id)
+            .cloned()
+    }
+}

@@ -1,0 +1,241 @@
+//! The MEF side of the bootstrap handshake (TS-0003 §8.3.2.1 / §8.3.2.2).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use m2mtrust_channel::{
+    Binding, CertifiedKey, CredentialKind, Credentials, DEFAULT_CIPHERS, HandshakeError,
+    IdentityRules, KpsaId, PskCredential, ServerConfig, TlsAcceptor, TlsStream, TrustAnchors,
+};
+use m2mtrust_crypto::{CredentialTypeId, Fqdn, SecretKey};
+use tokio::net::TcpStream;
+
+use crate::enrollees::{Assignment, Enrollee, Enrollees};
+use crate::error::BootstrapError;
+
+/// What a successful bootstrap established at the MEF (TS-0003 §8.3.2.1 Enrolment Key
+/// Generation step 3: "Both store Ke, KeID").
+#[derive(Debug)]
+pub struct Enrolment {
+    /// The enrolee's Credential-ID (`10-<KpmID>` for the PPSK RSPF, the certificate's
+    /// Credential-ID for the certificate RSPF).
+    pub enrolee: String,
+    /// Ke, 32 bytes (zeroized on drop, redacted in `Debug`).
+    pub ke: SecretKey,
+    /// KeID = `hexBinary(RelativeKeID)@MEF-FQDN` (§10.3.4).
+    pub ke_id: KpsaId,
+    /// What the enrolee will be assigned.
+    pub assignment: Assignment,
+    /// Enrolment Expiry (lifetime of Ke, §10.7).
+    pub expires: DateTime<Utc>,
+}
+
+/// Adapts [`Enrollees`] to the channel's credential lookup: KpmIDs are looked up as PSK
+/// identities, and certificates without a CSE-ID/AE-ID are mapped by Credential-ID. Expired
+/// enrolments are refused inside the handshake.
+struct EnrolleeCredentials(Arc<dyn Enrollees>);
+
+impl Credentials for EnrolleeCredentials {
+    fn psk(&self, kpm_id: &KpsaId) -> Option<PskCredential> {
+        let e = self.0.kpm(kpm_id)?;
+        if e.is_expired(Utc::now()) {
+            return None;
+        }
+        Some(PskCredential {
+            key: e.kpm?,
+            bound: e.assignment.binding(),
+        })
+    }
+
+    fn certificate(&self, credential_id: &str) -> Option<Binding> {
+        let e = self.0.by_certificate(credential_id)?;
+        if e.is_expired(Utc::now()) {
+            return None;
+        }
+        Some(e.assignment.binding())
+    }
+}
+
+/// The MEF end of the bootstrap handshake: one acceptor for PPSK and certificate enrolees.
+pub struct Bootstrap {
+    acceptor: TlsAcceptor,
+    fqdn: Fqdn,
+    enrollees: Arc<dyn Enrollees>,
+}
+
+impl fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("fqdn", &self.fqdn)
+            .field("acceptor", &self.acceptor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bootstrap {
+    /// The MEF named `fqdn`, presenting `certificate` (an FQDN certificate, §10.1.1.6), accepting
+    /// PPSK enrolees and, when `device_trust` is given, certificate enrolees whose chain ends in
+    /// it. `identity` says how CSE-ID/AE-ID certificates are read.
+    pub fn new(
+        fqdn: Fqdn,
+        certificate: CertifiedKey,
+        device_trust: Option<TrustAnchors>,
+        identity: IdentityRules,
+        enrollees: Arc<dyn Enrollees>,
+    ) -> Result<Self, BootstrapError> {
+        Self::with_timeout(
+            fqdn,
+            certificate,
+            device_trust,
+            identity,
+            enrollees,
+            m2mtrust_channel::DEFAULT_HANDSHAKE_TIMEOUT,
+        )
+    }
+
+    /// As [`Bootstrap::new`], with a handshake deadline.
+    pub fn with_timeout(
+        fqdn: Fqdn,
+        certificate: CertifiedKey,
+        device_trust: Option<TrustAnchors>,
+        identity: IdentityRules,
+        enrollees: Arc<dyn Enrollees>,
+        handshake_timeout: Duration,
+    ) -> Result<Self, BootstrapError> {
+        let config = ServerConfig {
+            identity,
+            certificate: Some(certificate),
+            sni_certificates: Vec::new(),
+            client_trust: device_trust,
+            ciphers: DEFAULT_CIPHERS.iter().map(|s| s.to_string()).collect(),
+            psk_identity_hint: None,
+            handshake_timeout,
+        };
+        let creds = Arc::new(EnrolleeCredentials(Arc::clone(&enrollees)));
+        Ok(Self {
+            acceptor: TlsAcceptor::new(config, creds)?,
+            fqdn,
+            enrollees,
+        })
+    }
+
+    /// The MEF's FQDN (the issuer part of every KeID).
+    pub fn fqdn(&self) -> &Fqdn {
+        &self.fqdn
+    }
+
+    /// Runs the Bootstrap Security Handshake on an accepted connection, refuses unknown and
+    /// expired enrolees, and derives Ke and KeID (Enrolment Key Generation). On error nothing is
+    /// kept and the connection is closed.
+    pub async fn accept(&self, tcp: TcpStream) -> Result<(TlsStream, Enrolment), BootstrapError> {
+        let peer = tcp
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "-".into());
+        let result = self.run(tcp).await;
+        match &result {
+            Ok((_, e)) => tracing::info!(
+                target: "audit",
+                event = "enrolment_bootstrapped",
+                peer = %peer,
+                enrolee = %e.enrolee,
+                ke_id = %e.ke_id,
+                assignment = ?e.assignment,
+                expires = %e.expires,
+            ),
+            Err(err) => tracing::warn!(
+                target: "audit",
+                event = "enrolment_refused",
+                peer = %peer,
+                reason = err.reason(),
+                detail = %err,
+            ),
+        }
+        result
+    }
+
+    async fn run(&self, tcp: TcpStream) -> Result<(TlsStream, Enrolment), BootstrapError> {
+        let (stream, est) = match self.acceptor.accept(tcp).await {
+            Ok(ok) => ok,
+            Err(e) => return Err(self.explain(e)),
+        };
+        let now = Utc::now();
+        let (enrolee, found) = match (est.kind, &est.kpsa_id) {
+            (CredentialKind::Psk, Some(kpm_id)) => (
+                format!("{}-{kpm_id}", CredentialTypeId::KPM_ID),
+                self.enrollees.kpm(kpm_id),
+            ),
+            (CredentialKind::Psk, None) => return Err(BootstrapError::NoCredential),
+            (CredentialKind::Certificate, _) => (
+                est.credential_id.clone(),
+                self.enrollees.by_certificate(&est.credential_id),
+            ),
+        };
+        // Looked up again after the handshake: the enrolee may have been removed meanwhile, and
+        // CSE-ID/AE-ID certificates are accepted by the channel without consulting the map.
+        let Some(Enrollee {
+            assignment,
+            expires,
+            ..
+        }) = found
+        else {
+            return Err(match est.kind {
+                CredentialKind::Psk => BootstrapError::UnknownKpmId(enrolee),
+                CredentialKind::Certificate => BootstrapError::UnknownCertificate(enrolee),
+            });
+        };
+        if now >= expires {
+            return Err(BootstrapError::Expired {
+                enrolee,
+                expired: expires,
+            });
+        }
+        let (ke, ke_id) = crate::enrolment_key(&stream, &self.fqdn)?;
+        Ok((
+            stream,
+            Enrolment {
+                enrolee,
+                ke,
+                ke_id,
+                assignment,
+                expires,
+            },
+        ))
+    }
+
+    /// Turns a refusal inside the handshake into the bootstrap reason, telling an expired
+    /// enrolment apart from an unknown one.
+    fn explain(&self, e: HandshakeError) -> BootstrapError {
+        let now = Utc::now();
+        match &e {
+            HandshakeError::UnknownIdentity(id) => {
+                let expired = KpsaId::parse(id)
+                    .ok()
+                    .and_then(|k| self.enrollees.kpm(&k))
+                    .filter(|en| en.kpm.is_some() && en.is_expired(now));
+                if let Some(en) = expired {
+                    return BootstrapError::Expired {
+                        enrolee: format!("{}-{id}", CredentialTypeId::KPM_ID),
+                        expired: en.expires,
+                    };
+                }
+            }
+            HandshakeError::UnknownCertificate(id) => {
+                if let Some(en) = self
+                    .enrollees
+                    .by_certificate(id)
+                    .filter(|en| en.is_expired(now))
+                {
+                    return BootstrapError::Expired {
+                        enrolee: id.clone(),
+                        expired: en.expires,
+                    };
+                }
+            }
+            _ => {}
+        }
+        BootstrapError::from_handshake(e)
+    }
+}
