@@ -131,6 +131,15 @@ impl Cse {
         }
     }
 
+    /// Compiles a just-stored ACP into the cache, so that no request pays for it
+    /// (the ACP is compiled once when stored; a failure leaves it to the next lookup).
+    pub(crate) fn recompile_acp(&self, ri: &str) {
+        self.forget_acp(ri);
+        if let Err(e) = self.acp(ri) {
+            tracing::warn!(acp = ri, error = %e, "cannot compile the stored ACP now");
+        }
+    }
+
     fn acps(&self, ids: &[&str]) -> Result<Vec<Arc<CompiledAcp>>> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {

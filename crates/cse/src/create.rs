@@ -226,6 +226,9 @@ impl Cse {
                 Ok((to_store, trimmed))
             })
             .await?;
+        if ty == T::ACCESS_CONTROL_POLICY {
+            self.recompile_acp(stored.ri());
+        }
         if ty == T::SUBSCRIPTION
             && let Ok(mut s) = self.subscribed.write()
         {

@@ -90,7 +90,7 @@ impl Cse {
             .await?;
         // After the commit, so that no request caches the old rules again.
         if r.ty == T::ACCESS_CONTROL_POLICY {
-            self.forget_acp(r.ri());
+            self.recompile_acp(r.ri());
         }
         let stored = if trimmed.is_empty() {
             updated
