@@ -154,6 +154,21 @@ pub struct HttpsSection {
     pub certificate: Option<PathBuf>,
     /// `https.private_key`: its private key (PEM).
     pub private_key: Option<PathBuf>,
+    /// `[[https.sni]]`: more server certificates, picked by the SNI host name a client sends.
+    #[serde(default)]
+    pub sni: Vec<SniCertificate>,
+}
+
+/// One `[[https.sni]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniCertificate {
+    /// The host name clients send in SNI.
+    pub name: String,
+    /// Certificate chain (PEM).
+    pub certificate: PathBuf,
+    /// Private key (PEM).
+    pub private_key: PathBuf,
 }
 
 /// `[http]`.
@@ -215,6 +230,8 @@ pub struct Settings {
     pub crls: Vec<PathBuf>,
     /// An operator-issued server certificate chain and key, instead of the development one.
     pub server_certificate: Option<(PathBuf, PathBuf)>,
+    /// Certificates by SNI host name.
+    pub sni_certificates: Vec<SniCertificate>,
     /// The registrar to register with at start-up.
     pub registrar: Option<RegistrarSection>,
     /// Request body limit.
@@ -409,6 +426,7 @@ impl Settings {
             https,
             trust_anchors: file.https.trust_anchors,
             crls: file.https.crls,
+            sni_certificates: file.https.sni,
             server_certificate: match (file.https.certificate, file.https.private_key) {
                 (Some(c), Some(k)) => Some((c, k)),
                 (None, None) => None,

@@ -270,6 +270,14 @@ fn tls_acceptor(
         CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
             .map_err(|e| format!("server certificate: {e}"))?,
     );
+    for sni in &settings.sni_certificates {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| format!("https.sni {}: {}: {e}", sni.name, p.display()))
+        };
+        let certified = CertifiedKey::from_pem(&read(&sni.certificate)?, &read(&sni.private_key)?)
+            .map_err(|e| format!("https.sni {}: {e}", sni.name))?;
+        config.sni_certificates.push((sni.name.clone(), certified));
+    }
     let mut trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
         .map_err(|e| format!("development CA: {e}"))?;
     for path in &settings.trust_anchors {

@@ -462,3 +462,75 @@ fn ready_check_over_https_with_the_admin_certificate() {
     assert_eq!(rsc(&text), 2000, "{text}");
     assert!(text.contains("\"csi\":\"/id-in\""), "{text}");
 }
+
+#[test]
+fn sni_picks_the_server_certificate() {
+    let operator = tempfile::tempdir().unwrap();
+    let prefix = operator.path().join("other");
+    m2mtrust(&[
+        "cert",
+        "issue",
+        "--data",
+        operator.path().to_str().unwrap(),
+        "--fqdn",
+        "other.example",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("m2mtrust.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[https.sni]]\nname = \"other.example\"\ncertificate = \"{}.pem\"\nprivate_key = \"{}-key.pem\"\n",
+            prefix.display(),
+            prefix.display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &["--config", config.to_str().unwrap()]);
+    let client = dir.path().join("client");
+    m2mtrust(&[
+        "cert",
+        "issue",
+        "--data",
+        data.to_str().unwrap(),
+        "--ae-id",
+        "Csni",
+        "--out",
+        client.to_str().unwrap(),
+    ]);
+    let port = s.tls_addr.port();
+    let curl = |host: &str, ca: &std::path::Path| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+            ])
+            .args(["--resolve", &format!("{host}:{port}:127.0.0.1"), "--cacert"])
+            .arg(ca)
+            .arg("--cert")
+            .arg(format!("{}.pem", client.display()))
+            .arg("--key")
+            .arg(format!("{}-key.pem", client.display()))
+            .args(["-H", "X-M2M-Origin: Csni", "-H", "X-M2M-RI: 1"])
+            .arg(format!("https://{host}:{port}/cse-in"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let operator_ca = operator.path().join("pki/ca.pem");
+    let dev_ca = data.join("pki/ca.pem");
+    // SNI other.example: the operator certificate (the request itself is then refused: Csni is
+    // not registered, 4106 → 403). Any other name: the development certificate.
+    assert_eq!(curl("other.example", &operator_ca), "403");
+    assert_eq!(curl("other.example", &dev_ca), "000");
+    assert_eq!(curl("localhost", &dev_ca), "403");
+    assert_eq!(curl("localhost", &operator_ca), "000");
+}
