@@ -178,6 +178,7 @@ pub async fn credential(cmd: CredentialCommand) -> ExitCode {
                 binding: binding.into(),
                 bound_ids: bound_ids.clone(),
                 created: Timestamp::now(),
+                expires: None,
             };
             let store = match open_store(&dir) {
                 Ok(s) => s,

@@ -337,6 +337,7 @@ async fn ensure_example_psk(
             binding: "ae".into(),
             bound_ids: vec![ae_id.clone()],
             created: m2mtrust_model::Timestamp::now(),
+            expires: None,
         };
         store
             .write(move |w| w.put_credential(&record))

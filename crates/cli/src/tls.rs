@@ -37,6 +37,11 @@ impl Credentials for StoreCredentials {
                 return None;
             }
         };
+        // TS-0003 §10.7: a key whose enrolment expired stops working.
+        if record.is_expired(m2mtrust_model::Timestamp::now()) {
+            tracing::info!(target: "audit", credential = %id, "expired credential refused");
+            return None;
+        }
         let sealed = record.sealed_secret.as_ref()?;
         let key = match self.sealer.open(sealed, id.as_bytes()) {
             Ok(k) => k,

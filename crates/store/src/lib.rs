@@ -80,6 +80,15 @@ pub struct CredentialRecord {
     pub bound_ids: Vec<String>,
     /// When it was added.
     pub created: Timestamp,
+    /// When it stops working (TS-0003 §10.7 enrolment expiry); `None` for no limit.
+    pub expires: Option<Timestamp>,
+}
+
+impl CredentialRecord {
+    /// True when the credential has expired at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
 }
 
 impl std::fmt::Debug for CredentialRecord {
@@ -93,6 +102,7 @@ impl std::fmt::Debug for CredentialRecord {
             )
             .field("binding", &self.binding)
             .field("bound_ids", &self.bound_ids)
+            .field("expires", &self.expires)
             .finish()
     }
 }

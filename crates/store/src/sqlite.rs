@@ -49,8 +49,23 @@ CREATE TABLE IF NOT EXISTS credentials (
     bound_ids  TEXT NOT NULL,
     created    INTEGER NOT NULL
 );
-PRAGMA user_version = 2;
 ";
+
+/// Brings an existing database up to the current schema, one version at a time.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 3 {
+        // Version 3: credentials expire (TS-0003 §10.7 enrolment expiry).
+        let has_expires = conn
+            .prepare("SELECT 1 FROM pragma_table_info('credentials') WHERE name = 'expires'")?
+            .exists([])?;
+        if !has_expires {
+            conn.execute_batch("ALTER TABLE credentials ADD COLUMN expires INTEGER")?;
+        }
+    }
+    conn.execute_batch("PRAGMA user_version = 3")?;
+    Ok(())
+}
 
 /// Largest number of jobs committed in one transaction.
 const MAX_GROUP: usize = 512;
@@ -96,6 +111,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let conn = open_connection(&path, durability)?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let (tx, rx) = mpsc::channel::<WriteJob>();
         let writer = thread::Builder::new()
             .name("store-writer".into())
@@ -484,9 +500,17 @@ impl Reader for Conn<'_> {
     }
 }
 
-const CREDENTIAL_COLUMNS: &str = "id, kind, secret, binding, bound_ids, created";
+const CREDENTIAL_COLUMNS: &str = "id, kind, secret, binding, bound_ids, created, expires";
 
-type CredentialRow = (String, String, Option<Vec<u8>>, String, String, i64);
+type CredentialRow = (
+    String,
+    String,
+    Option<Vec<u8>>,
+    String,
+    String,
+    i64,
+    Option<i64>,
+);
 
 fn row_to_credential(row: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow> {
     Ok((
@@ -496,11 +520,12 @@ fn row_to_credential(row: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow>
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
+        row.get(6)?,
     ))
 }
 
 fn decode_credential(
-    (id, kind, secret, binding, bound, created): CredentialRow,
+    (id, kind, secret, binding, bound, created, expires): CredentialRow,
 ) -> Result<CredentialRecord, StoreError> {
     let bound_ids: Vec<String> = serde_json::from_str(&bound).map_err(|e| StoreError::Corrupt {
         ri: id.clone(),
@@ -513,6 +538,7 @@ fn decode_credential(
         binding,
         bound_ids,
         created: Timestamp(created),
+        expires: expires.map(Timestamp),
     })
 }
 
@@ -575,7 +601,7 @@ impl Writer for Conn<'_> {
             why: e.to_string(),
         })?;
         let mut stmt = self.0.prepare_cached(
-            "INSERT INTO credentials (id, kind, secret, binding, bound_ids, created) VALUES (?1,?2,?3,?4,?5,?6)",
+            "INSERT INTO credentials (id, kind, secret, binding, bound_ids, created, expires) VALUES (?1,?2,?3,?4,?5,?6,?7)",
         )?;
         stmt.execute(params![
             c.id,
@@ -583,7 +609,8 @@ impl Writer for Conn<'_> {
             c.sealed_secret,
             c.binding,
             bound,
-            c.created.0
+            c.created.0,
+            c.expires.map(|t| t.0)
         ])
         .map_err(|e| {
             if is_unique_violation(&e) {

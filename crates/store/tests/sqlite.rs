@@ -206,6 +206,7 @@ async fn credentials_round_trip_and_never_print_their_secret() {
         binding: "ae".into(),
         bound_ids: vec!["Cdev".into()],
         created: Timestamp(5),
+        expires: Some(Timestamp(50)),
     };
     let r = record.clone();
     store.write(move |w| w.put_credential(&r)).await.unwrap();
@@ -222,6 +223,7 @@ async fn credentials_round_trip_and_never_print_their_secret() {
     );
     assert_eq!(store.read(|r| r.credentials()).unwrap().len(), 1);
     assert!(!format!("{record:?}").contains("[1, 2, 3, 4]"));
+    assert!(!record.is_expired(Timestamp(49)) && record.is_expired(Timestamp(50)));
     assert!(
         store
             .write(|w| w.remove_credential("12-dev@m2mtrust.example"))
@@ -240,4 +242,33 @@ async fn credentials_round_trip_and_never_print_their_secret() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn a_version_2_database_gains_credential_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE credentials (id TEXT PRIMARY KEY, kind TEXT NOT NULL, secret BLOB,
+                 binding TEXT NOT NULL, bound_ids TEXT NOT NULL, created INTEGER NOT NULL);
+             INSERT INTO credentials VALUES ('12-old@m2mtrust.example', 'psk', x'01', 'ae', '[\"Cold\"]', 7);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, Durability::Full).unwrap());
+    let old = store
+        .read(|r| r.credential("12-old@m2mtrust.example"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (old.bound_ids.clone(), old.expires),
+        (vec!["Cold".to_string()], None)
+    );
+    drop(store);
+    // Opening again is a no-op.
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, Durability::Full).unwrap());
+    assert_eq!(store.read(|r| r.credentials()).unwrap().len(), 1);
 }
