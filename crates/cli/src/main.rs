@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod datadir;
+mod mef_admin;
 mod register;
 mod request;
 mod serve;
@@ -45,6 +46,9 @@ enum Command {
     /// Issue certificates from the data folder's development CA.
     #[command(subcommand)]
     Cert(admin::CertCommand),
+    /// The M2M Enrolment Function's operator tools (factory credentials of enrolees).
+    #[command(subcommand)]
+    Mef(mef_admin::MefCommand),
 }
 
 /// Options shared by the server commands. Each has an environment variable; flags and variables
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
             Command::Request(args) => request::run(args).await,
             Command::Credential(cmd) => admin::credential(cmd).await,
             Command::Cert(cmd) => admin::cert(cmd),
+            Command::Mef(cmd) => mef_admin::run(cmd).await,
             Command::Bench(args) => match m2mtrust_bench::run(&args).await {
                 Ok(report) if report.errors() == 0 => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::from(1),

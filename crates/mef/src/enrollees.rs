@@ -122,3 +122,99 @@ impl Enrollees for MemoryEnrollees {
             .cloned()
     }
 }
+
+/// Kind of a stored factory PSK (Kpm) in the credential table; its Credential-ID is `10-<KpmID>`.
+pub const KPM_KIND: &str = "kpm";
+
+/// Enrollees kept in the data folder's credential table (secrets sealed), so that the operator's
+/// `m2mtrust mef enrollee add/remove` take effect while the MEF runs.
+pub struct StoreEnrollees {
+    store: std::sync::Arc<dyn m2mtrust_store::Store>,
+    sealer: std::sync::Arc<m2mtrust_crypto::Sealer>,
+}
+
+impl StoreEnrollees {
+    /// Enrollees of `store`, their Kpm sealed with `sealer`.
+    pub fn new(
+        store: std::sync::Arc<dyn m2mtrust_store::Store>,
+        sealer: std::sync::Arc<m2mtrust_crypto::Sealer>,
+    ) -> Self {
+        Self { store, sealer }
+    }
+
+    /// The Credential-ID of a factory PSK: `10-<KpmID>` (TS-0003 §10.4, type 10).
+    pub fn kpm_credential_id(kpm_id: &KpsaId) -> String {
+        format!("10-{kpm_id}")
+    }
+
+    /// The record the operator tooling stores for a factory PSK.
+    pub fn record(
+        &self,
+        kpm_id: &KpsaId,
+        kpm: &[u8],
+        assignment: &Assignment,
+        now: m2mtrust_model::Timestamp,
+        expires: m2mtrust_model::Timestamp,
+    ) -> Result<m2mtrust_store::CredentialRecord, m2mtrust_crypto::SealError> {
+        let id = Self::kpm_credential_id(kpm_id);
+        let sealed = self.sealer.seal(kpm, id.as_bytes())?;
+        let (binding, bound_ids) = match assignment {
+            Assignment::CseId(c) => ("cse", vec![c.clone()]),
+            Assignment::AeIds(ids) if ids.len() == 1 => ("ae", ids.clone()),
+            Assignment::AeIds(ids) => ("ae-list", ids.clone()),
+        };
+        Ok(m2mtrust_store::CredentialRecord {
+            id,
+            kind: KPM_KIND.into(),
+            sealed_secret: Some(sealed),
+            binding: binding.into(),
+            bound_ids,
+            created: now,
+            expires: Some(expires),
+        })
+    }
+}
+
+impl Enrollees for StoreEnrollees {
+    fn kpm(&self, kpm_id: &KpsaId) -> Option<Enrollee> {
+        use m2mtrust_store::StoreExt;
+        let id = Self::kpm_credential_id(kpm_id);
+        let record = match self.store.read(|r| r.credential(&id)) {
+            Ok(Some(r)) if r.kind == KPM_KIND => r,
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, enrolee = %id, "cannot read enrollee");
+                return None;
+            }
+        };
+        let key = match self
+            .sealer
+            .open(record.sealed_secret.as_deref()?, id.as_bytes())
+        {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, enrolee = %id, "cannot open sealed Kpm");
+                return None;
+            }
+        };
+        let kpm = PskKey::new(key.expose_bytes().to_vec()).ok()?;
+        let assignment = match record.binding.as_str() {
+            "cse" => Assignment::CseId(record.bound_ids.first()?.clone()),
+            _ => Assignment::AeIds(record.bound_ids.clone()),
+        };
+        let expires = record
+            .expires
+            .and_then(|t| DateTime::<Utc>::from_timestamp_micros(t.0))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Some(Enrollee {
+            kpm: Some(kpm),
+            assignment,
+            expires,
+        })
+    }
+
+    fn by_certificate(&self, _credential_id: &str) -> Option<Enrollee> {
+        // Certificate enrolees are not stored yet; only factory PSKs are.
+        None
+    }
+}

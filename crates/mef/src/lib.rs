@@ -21,7 +21,7 @@ mod error;
 mod mef;
 
 pub use enrolee::{EnroleeCredential, EnroleeKeys, bootstrap};
-pub use enrollees::{Assignment, Enrollee, Enrollees, MemoryEnrollees};
+pub use enrollees::{Assignment, Enrollee, Enrollees, KPM_KIND, MemoryEnrollees, StoreEnrollees};
 pub use error::BootstrapError;
 pub use mef::{Bootstrap, Enrolment};
 
