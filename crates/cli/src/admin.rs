@@ -21,7 +21,7 @@ pub struct DataArg {
         value_name = "DIR",
         default_value = "m2mtrust-data"
     )]
-    data: PathBuf,
+    pub(crate) data: PathBuf,
 }
 
 /// `m2mtrust credential`.
@@ -116,13 +116,33 @@ fn home(sp_id: &str, cse_id: &str) -> Result<Home, String> {
     })
 }
 
-fn fail(e: impl std::fmt::Display, code: u8) -> ExitCode {
+pub(crate) fn fail(e: impl std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(code)
 }
 
-fn open_store(dir: &DataDir) -> Result<std::sync::Arc<dyn Store>, String> {
+pub(crate) fn open_store(dir: &DataDir) -> Result<std::sync::Arc<dyn Store>, String> {
     Ok(std::sync::Arc::new(dir.store(Durability::Full)?))
+}
+
+/// A key given in hex on the command line; at least 16 bytes.
+pub(crate) fn key_from_hex(hex: &str, flag: &str) -> Result<SecretKey, String> {
+    match SecretKey::from_hex(hex) {
+        Ok(k) if k.len() >= 16 => Ok(k),
+        Ok(_) => Err(format!("{flag}: the key must be at least 16 bytes")),
+        Err(e) => Err(format!("{flag}: {e}")),
+    }
+}
+
+/// AE-IDs given on the command line, checked and in canonical form (`Cabc`, `Sabc`).
+pub(crate) fn ae_ids(list: &[String], flag: &str) -> Result<Vec<String>, String> {
+    let home = m2mtrust_cse::CseConfig::default().home;
+    list.iter()
+        .map(|ae| match Originator::parse(ae, &home) {
+            Ok(o) if o.is_ae() => Ok(o.canonical()),
+            _ => Err(format!("{flag}: {ae:?} is not an AE-ID (C… or S…)")),
+        })
+        .collect()
 }
 
 /// Runs a `credential` subcommand.
@@ -133,31 +153,21 @@ pub async fn credential(cmd: CredentialCommand) -> ExitCode {
                 Ok(k) => k,
                 Err(e) => return fail(format!("--id: {e}"), 2),
             };
-            let key = match SecretKey::from_hex(&a.key_hex) {
-                Ok(k) if k.len() >= 16 => k,
-                Ok(_) => return fail("--key-hex: the key must be at least 16 bytes", 2),
-                Err(e) => return fail(format!("--key-hex: {e}"), 2),
+            let key = match key_from_hex(&a.key_hex, "--key-hex") {
+                Ok(k) => k,
+                Err(e) => return fail(e, 2),
             };
             // Validate and normalise the bound identities.
-            let home = Home {
-                sp_id: SpId::parse("//m2mtrust.example").unwrap_or_else(|_| unreachable!()),
-                cse_id: CseId::parse("/id-in").unwrap_or_else(|_| unreachable!()),
-                cse_base_name: String::new(),
-            };
             let (binding, bound_ids) = if let Some(cse) = &a.cse_id {
                 match CseId::parse(cse) {
                     Ok(c) => ("cse", vec![c.to_string()]),
                     Err(e) => return fail(format!("--cse-id: {e}"), 2),
                 }
             } else {
-                let mut ids = Vec::new();
-                for ae in &a.ae_id {
-                    match Originator::parse(ae, &home) {
-                        Ok(o) if o.is_ae() => ids.push(o.canonical()),
-                        _ => return fail(format!("--ae-id: {ae:?} is not an AE-ID (C… or S…)"), 2),
-                    }
+                match ae_ids(&a.ae_id, "--ae-id") {
+                    Ok(ids) => (if ids.len() == 1 { "ae" } else { "ae-list" }, ids),
+                    Err(e) => return fail(e, 2),
                 }
-                (if ids.len() == 1 { "ae" } else { "ae-list" }, ids)
             };
             let dir = match DataDir::open(&a.data.data) {
                 Ok(d) => d,

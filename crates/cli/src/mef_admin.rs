@@ -1,17 +1,16 @@
 //! `m2mtrust mef …`: the operator side of the M2M Enrolment Function. For now, the factory
 //! credentials (Kpm) and what each enrolee will be assigned (TS-0003 §8.3.2.1).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use m2mtrust_channel::KpsaId;
-use m2mtrust_crypto::SecretKey;
 use m2mtrust_mef::{Assignment, KPM_KIND, StoreEnrollees};
-use m2mtrust_model::{CseId, Home, Originator, SpId, Timestamp};
-use m2mtrust_store::{Durability, Store, StoreError, StoreExt};
+use m2mtrust_model::{CseId, Timestamp};
+use m2mtrust_store::{StoreError, StoreExt};
 
+use crate::admin::{DataArg, ae_ids, fail, key_from_hex, open_store};
 use crate::datadir::DataDir;
 
 /// `m2mtrust mef`.
@@ -29,29 +28,16 @@ pub enum EnrolleeCommand {
     /// will be assigned when it enrols. The key is sealed with the data folder's master key.
     Add(EnrolleeAdd),
     /// List enrollees (never their keys).
-    List(MefData),
+    List(DataArg),
     /// Remove an enrollee by KpmID.
     Remove(EnrolleeRemove),
-}
-
-/// The data folder option.
-#[derive(Debug, Args)]
-pub struct MefData {
-    /// Data folder of the MEF [default: m2mtrust-data].
-    #[arg(
-        long,
-        env = "M2MTRUST_DATA",
-        value_name = "DIR",
-        default_value = "m2mtrust-data"
-    )]
-    data: PathBuf,
 }
 
 /// `mef enrollee add`.
 #[derive(Debug, Args)]
 pub struct EnrolleeAdd {
     #[command(flatten)]
-    data: MefData,
+    data: DataArg,
     /// KpmID, `relative@MEF-FQDN`: the `psk_identity` of the bootstrap handshake.
     #[arg(long, value_name = "KPM_ID")]
     kpm_id: String,
@@ -78,23 +64,10 @@ pub struct EnrolleeAdd {
 #[derive(Debug, Args)]
 pub struct EnrolleeRemove {
     #[command(flatten)]
-    data: MefData,
+    data: DataArg,
     /// KpmID.
     #[arg(long, value_name = "KPM_ID")]
     kpm_id: String,
-}
-
-fn fail(e: impl std::fmt::Display, code: u8) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::from(code)
-}
-
-fn home() -> Result<Home, String> {
-    Ok(Home {
-        sp_id: SpId::parse("//m2mtrust.example").map_err(|e| e.to_string())?,
-        cse_id: CseId::parse("/id-in").map_err(|e| e.to_string())?,
-        cse_base_name: String::new(),
-    })
 }
 
 /// Runs a `mef` subcommand.
@@ -106,10 +79,9 @@ pub async fn run(cmd: MefCommand) -> ExitCode {
                 Ok(k) => k,
                 Err(e) => return fail(format!("--kpm-id: {e}"), 2),
             };
-            let kpm = match SecretKey::from_hex(&a.kpm_hex) {
-                Ok(k) if k.len() >= 16 => k,
-                Ok(_) => return fail("--kpm-hex: the key must be at least 16 bytes", 2),
-                Err(e) => return fail(format!("--kpm-hex: {e}"), 2),
+            let kpm = match key_from_hex(&a.kpm_hex, "--kpm-hex") {
+                Ok(k) => k,
+                Err(e) => return fail(e, 2),
             };
             let assignment = if let Some(cse) = &a.assign_cse_id {
                 match CseId::parse(cse) {
@@ -117,27 +89,14 @@ pub async fn run(cmd: MefCommand) -> ExitCode {
                     Err(e) => return fail(format!("--assign-cse-id: {e}"), 2),
                 }
             } else {
-                let home = match home() {
-                    Ok(h) => h,
-                    Err(e) => return fail(e, 1),
-                };
-                let mut ids = Vec::new();
-                for ae in &a.assign_ae_id {
-                    match Originator::parse(ae, &home) {
-                        Ok(o) if o.is_ae() => ids.push(o.canonical()),
-                        _ => {
-                            return fail(
-                                format!("--assign-ae-id: {ae:?} is not an AE-ID (C… or S…)"),
-                                2,
-                            );
-                        }
-                    }
+                match ae_ids(&a.assign_ae_id, "--assign-ae-id") {
+                    Ok(ids) => Assignment::AeIds(ids),
+                    Err(e) => return fail(e, 2),
                 }
-                Assignment::AeIds(ids)
             };
             let result = async {
                 let dir = DataDir::open(&a.data.data)?;
-                let store: Arc<dyn Store> = Arc::new(dir.store(Durability::Full)?);
+                let store = open_store(&dir)?;
                 let enrollees = StoreEnrollees::new(store.clone(), Arc::new(dir.sealer()?));
                 let now = Timestamp::now();
                 let expires = now.plus_secs(i64::from(a.valid_days) * 86_400);
@@ -166,8 +125,8 @@ pub async fn run(cmd: MefCommand) -> ExitCode {
             }
         }
         EnrolleeCommand::List(d) => {
-            let store = match DataDir::open(&d.data).and_then(|dir| dir.store(Durability::Full)) {
-                Ok(s) => Arc::new(s) as Arc<dyn Store>,
+            let store = match DataDir::open(&d.data).and_then(|dir| open_store(&dir)) {
+                Ok(s) => s,
                 Err(e) => return fail(e, 1),
             };
             match store.read(|r| r.credentials()) {
@@ -199,11 +158,10 @@ pub async fn run(cmd: MefCommand) -> ExitCode {
                 Err(e) => return fail(format!("--kpm-id: {e}"), 2),
             };
             let id = StoreEnrollees::kpm_credential_id(&kpm_id);
-            let store =
-                match DataDir::open(&r.data.data).and_then(|dir| dir.store(Durability::Full)) {
-                    Ok(s) => Arc::new(s) as Arc<dyn Store>,
-                    Err(e) => return fail(e, 1),
-                };
+            let store = match DataDir::open(&r.data.data).and_then(|dir| open_store(&dir)) {
+                Ok(s) => s,
+                Err(e) => return fail(e, 1),
+            };
             let key = id.clone();
             match store.write(move |w| w.remove_credential(&key)).await {
                 Ok(true) => {
