@@ -64,6 +64,33 @@ pub struct FileConfig {
     pub access: AccessSection,
     /// `[registrar]`: the CSE this one registers with (an MN-CSE's IN-CSE).
     pub registrar: Option<RegistrarSection>,
+    /// `[mef]`: the M2M Enrolment Function of `m2mtrust up`.
+    #[serde(default)]
+    pub mef: MefSection,
+}
+
+/// `[mef]`: the M2M Enrolment Function (TS-0003 §8.3) that `m2mtrust up` runs next to the CSE.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MefSection {
+    /// `mef.listen`: its TLS listener [default with `up`: 127.0.0.1:8444; `off` disables it].
+    pub listen: Option<String>,
+    /// `mef.fqdn`: its FQDN, the issuer part of every KeID and the name on its certificate
+    /// [default: `mef.<SP domain>`].
+    pub fqdn: Option<String>,
+    /// `mef.certificate_days`: validity of certificates enrolled through EST [default: 365].
+    pub certificate_days: Option<u32>,
+}
+
+/// Where the MEF listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MefListen {
+    /// The command's default (`up`: 127.0.0.1:8444; `cse`: off).
+    Default,
+    /// Turned off.
+    Off,
+    /// This address.
+    At(SocketAddr),
 }
 
 /// `[registrar]`: where and how this CSE registers as Entity A (TS-0001 §10.1.1.2.1 over a
@@ -234,6 +261,12 @@ pub struct Settings {
     pub sni_certificates: Vec<SniCertificate>,
     /// The registrar to register with at start-up.
     pub registrar: Option<RegistrarSection>,
+    /// The MEF listener.
+    pub mef_listen: MefListen,
+    /// The MEF's FQDN (validated).
+    pub mef_fqdn: Option<String>,
+    /// Validity of EST certificates, days.
+    pub mef_certificate_days: u32,
     /// Request body limit.
     pub max_body: usize,
     /// Commit durability.
@@ -263,6 +296,8 @@ pub struct Overrides {
     pub max_body: Option<usize>,
     /// `--durability`.
     pub durability: Option<String>,
+    /// `--mef`.
+    pub mef: Option<String>,
 }
 
 /// The default HTTPS address.
@@ -364,6 +399,29 @@ impl Settings {
             ),
             "https.listen",
         )?;
+        let mef_listen = match o.mef.or(file.mef.listen.clone()) {
+            None => MefListen::Default,
+            Some(v) => match listen_addr(Some(v), "mef.listen")? {
+                None => MefListen::Off,
+                Some(a) => MefListen::At(a),
+            },
+        };
+        if let Some(f) = &file.mef.fqdn {
+            m2mtrust_crypto::Fqdn::parse(f).map_err(|e| ConfigError::Invalid {
+                key: "mef.fqdn",
+                message: format!("{f:?}: {e}"),
+            })?;
+        }
+        let mef_certificate_days = match file.mef.certificate_days {
+            None => 365,
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    key: "mef.certificate_days",
+                    message: "must be greater than 0".into(),
+                });
+            }
+            Some(d) => d,
+        };
         let max_body = o.max_body.or(file.http.max_body).unwrap_or(1 << 20);
         if max_body < 1024 {
             return Err(ConfigError::Invalid {
@@ -438,6 +496,9 @@ impl Settings {
                 }
             },
             registrar: file.registrar,
+            mef_listen,
+            mef_fqdn: file.mef.fqdn,
+            mef_certificate_days,
             max_body,
             durability,
         })

@@ -7,6 +7,9 @@
 //! DIR/pki/ca-key.sealed       its private key, sealed
 //! DIR/pki/server.pem          the server certificate chain
 //! DIR/pki/server-key.sealed   its private key, sealed
+//! DIR/pki/mef.pem             the MEF's FQDN certificate chain
+//! DIR/pki/mef-key.sealed      its private key, sealed
+//! DIR/mef.sqlite              MEF client registrations, key registrations, commands
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -145,6 +148,43 @@ impl DataDir {
             .map_err(|e| format!("cannot issue the server certificate: {e}"))?;
         let sealed = sealer
             .seal(issued.key_pem.expose_pem().as_bytes(), b"pki/server-key")
+            .map_err(|e| e.to_string())?;
+        write_private(&key, &sealed)?;
+        std::fs::write(&cert, &issued.chain_pem)
+            .map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
+        Ok((issued.chain_pem, issued.key_pem))
+    }
+
+    /// The MEF's FQDN certificate chain and key (`pki/mef.pem`, `pki/mef-key.sealed`, TS-0003
+    /// §10.1.1.6), issued by the development CA on first use (again when the FQDN changed).
+    pub fn mef_credentials(
+        &self,
+        sealer: &Sealer,
+        ca: &DevCa,
+        fqdn: &str,
+    ) -> Result<(String, m2mtrust_crypto::PrivateKeyPem), String> {
+        let cert = self.root.join("pki/mef.pem");
+        let key = self.root.join("pki/mef-key.sealed");
+        if cert.exists() && key.exists() {
+            let chain = String::from_utf8(read(&cert)?)
+                .map_err(|_| format!("{} is not PEM", cert.display()))?;
+            let names = m2mtrust_crypto::pki::certificate_identity(&chain)
+                .map(|id| id.dns)
+                .unwrap_or_default();
+            if names.iter().any(|n| n.eq_ignore_ascii_case(fqdn)) {
+                let key_pem = sealer
+                    .open(&read(&key)?, b"pki/mef-key")
+                    .map_err(|e| format!("{}: {e}", key.display()))?;
+                let key_pem = String::from_utf8(key_pem.expose_bytes().to_vec())
+                    .map_err(|_| format!("{} does not hold a PEM key", key.display()))?;
+                return Ok((chain, m2mtrust_crypto::PrivateKeyPem::new(key_pem)));
+            }
+        }
+        let issued = ca
+            .issue(&CertProfile::Fqdn(fqdn.to_string()), DEV_CERT_DAYS)
+            .map_err(|e| format!("cannot issue the MEF certificate: {e}"))?;
+        let sealed = sealer
+            .seal(issued.key_pem.expose_pem().as_bytes(), b"pki/mef-key")
             .map_err(|e| e.to_string())?;
         write_private(&key, &sealed)?;
         std::fs::write(&cert, &issued.chain_pem)

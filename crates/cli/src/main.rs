@@ -3,7 +3,9 @@
 mod admin;
 mod config;
 mod datadir;
+mod enrol;
 mod mef_admin;
+mod mef_serve;
 mod register;
 mod request;
 mod serve;
@@ -46,6 +48,11 @@ enum Command {
     /// Issue certificates from the data folder's development CA.
     #[command(subcommand)]
     Cert(admin::CertCommand),
+    /// Enrol a device with a MEF (TS-0003 §8.3.2): bootstrap with the factory PSK or a device
+    /// certificate, receive the identity, the key for the IN-CSE (named by its KeID) and,
+    /// with --certificate, an EST-enrolled certificate; store them in the device's data folder
+    /// for `m2mtrust request --data DEVDIR`.
+    Enrol(enrol::EnrolArgs),
     /// The M2M Enrolment Function's operator tools (factory credentials of enrolees).
     #[command(subcommand)]
     Mef(mef_admin::MefCommand),
@@ -68,6 +75,11 @@ struct ServeArgs {
     /// 127.0.0.1:8443]; `off` disables it.
     #[arg(long, env = "M2MTRUST_HTTPS", value_name = "ADDR")]
     https: Option<String>,
+    /// The M2M Enrolment Function's TLS listener (factory-PSK and certificate bootstrap, the
+    /// Enrolment Exchange, EST, MEF procedures) [default with `up`: 127.0.0.1:8444; `off`
+    /// disables it; `cse` runs no MEF unless given].
+    #[arg(long, env = "M2MTRUST_MEF", value_name = "ADDR")]
+    mef: Option<String>,
     /// Plain HTTP listener, for development only: requests carry no security association, so
     /// CSEs are refused (4107) and `rq_authn` is false. Off unless given.
     #[arg(long, env = "M2MTRUST_HTTP", value_name = "ADDR")]
@@ -122,6 +134,7 @@ fn main() -> ExitCode {
             Command::Credential(cmd) => admin::credential(cmd).await,
             Command::Cert(cmd) => admin::cert(cmd),
             Command::Mef(cmd) => mef_admin::run(cmd).await,
+            Command::Enrol(args) => enrol::run(args).await,
             Command::Bench(args) => match m2mtrust_bench::run(&args).await {
                 Ok(report) if report.errors() == 0 => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::from(1),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use m2mtrust_channel::KpsaId;
-use m2mtrust_mef::{Assignment, KPM_KIND, StoreEnrollees};
+use m2mtrust_mef::{Assignment, CERT_ENROLLEE_KIND, KPM_KIND, StoreEnrollees};
 use m2mtrust_model::{CseId, Timestamp};
 use m2mtrust_store::{StoreError, StoreExt};
 
@@ -29,7 +29,7 @@ pub enum EnrolleeCommand {
     Add(EnrolleeAdd),
     /// List enrollees (never their keys).
     List(DataArg),
-    /// Remove an enrollee by KpmID.
+    /// Remove an enrollee by KpmID or certificate Credential-ID.
     Remove(EnrolleeRemove),
 }
 
@@ -38,12 +38,27 @@ pub enum EnrolleeCommand {
 pub struct EnrolleeAdd {
     #[command(flatten)]
     data: DataArg,
-    /// KpmID, `relative@MEF-FQDN`: the `psk_identity` of the bootstrap handshake.
-    #[arg(long, value_name = "KPM_ID")]
-    kpm_id: String,
+    /// KpmID, `relative@MEF-FQDN`: the `psk_identity` of the bootstrap handshake (PPSK
+    /// enrolee, needs --kpm-hex).
+    #[arg(
+        long,
+        value_name = "KPM_ID",
+        requires = "kpm_hex",
+        required_unless_present_any = ["certificate", "credential_id"],
+        conflicts_with_all = ["certificate", "credential_id"]
+    )]
+    kpm_id: Option<String>,
     /// Kpm, hex; at least 16 bytes.
     #[arg(long, value_name = "HEX")]
-    kpm_hex: String,
+    kpm_hex: Option<String>,
+    /// A device certificate (PEM) the enrolee bootstraps with (certificate RSPF, §8.3.2.2); it is
+    /// identified by its public key, Credential-ID `30-ni:///sha-256;…`.
+    #[arg(long, value_name = "FILE", conflicts_with = "credential_id")]
+    certificate: Option<std::path::PathBuf>,
+    /// The Credential-ID of the enrolee's certificate (TS-0003 §10.4), e.g. `33-/id-in/Cdev1` for
+    /// an AE-ID certificate or `32-/id-mn` for a CSE-ID certificate.
+    #[arg(long, value_name = "ID")]
+    credential_id: Option<String>,
     /// AE-ID the enrolee will be assigned; repeat for a list.
     #[arg(
         long,
@@ -66,8 +81,11 @@ pub struct EnrolleeRemove {
     #[command(flatten)]
     data: DataArg,
     /// KpmID.
-    #[arg(long, value_name = "KPM_ID")]
-    kpm_id: String,
+    #[arg(long, value_name = "KPM_ID", required_unless_present = "credential_id")]
+    kpm_id: Option<String>,
+    /// Credential-ID of a certificate enrolee.
+    #[arg(long, value_name = "ID", conflicts_with = "kpm_id")]
+    credential_id: Option<String>,
 }
 
 /// Runs a `mef` subcommand.
@@ -75,13 +93,37 @@ pub async fn run(cmd: MefCommand) -> ExitCode {
     let MefCommand::Enrollee(cmd) = cmd;
     match cmd {
         EnrolleeCommand::Add(a) => {
-            let kpm_id = match KpsaId::parse(&a.kpm_id) {
-                Ok(k) => k,
-                Err(e) => return fail(format!("--kpm-id: {e}"), 2),
+            let factory = match (&a.kpm_id, &a.kpm_hex) {
+                (Some(id), Some(hex)) => {
+                    let kpm_id = match KpsaId::parse(id) {
+                        Ok(k) => k,
+                        Err(e) => return fail(format!("--kpm-id: {e}"), 2),
+                    };
+                    let kpm = match key_from_hex(hex, "--kpm-hex") {
+                        Ok(k) => k,
+                        Err(e) => return fail(e, 2),
+                    };
+                    Some((kpm_id, kpm))
+                }
+                _ => None,
             };
-            let kpm = match key_from_hex(&a.kpm_hex, "--kpm-hex") {
-                Ok(k) => k,
-                Err(e) => return fail(e, 2),
+            let cert_id = match (&a.certificate, &a.credential_id) {
+                (Some(path), _) => match certificate_credential_id(path) {
+                    Ok(id) => Some(id),
+                    Err(e) => return fail(format!("--certificate: {e}"), 2),
+                },
+                (None, Some(id)) => match id.split_once('-') {
+                    Some((t, v)) if matches!(t, "30" | "31" | "32" | "33") && !v.is_empty() => {
+                        Some(id.clone())
+                    }
+                    _ => {
+                        return fail(
+                            format!("--credential-id {id:?}: expected 30-, 31-, 32- or 33-<value>"),
+                            2,
+                        );
+                    }
+                },
+                (None, None) => None,
             };
             let assignment = if let Some(cse) = &a.assign_cse_id {
                 match CseId::parse(cse) {
@@ -100,9 +142,15 @@ pub async fn run(cmd: MefCommand) -> ExitCode {
                 let enrollees = StoreEnrollees::new(store.clone(), Arc::new(dir.sealer()?));
                 let now = Timestamp::now();
                 let expires = now.plus_secs(i64::from(a.valid_days) * 86_400);
-                let record = enrollees
-                    .record(&kpm_id, kpm.expose_bytes(), &assignment, now, expires)
-                    .map_err(|e| e.to_string())?;
+                let record = match (&factory, &cert_id) {
+                    (Some((kpm_id, kpm)), _) => enrollees
+                        .record(kpm_id, kpm.expose_bytes(), &assignment, now, expires)
+                        .map_err(|e| e.to_string())?,
+                    (None, Some(id)) => {
+                        StoreEnrollees::certificate_record(id, &assignment, now, expires)
+                    }
+                    (None, None) => return Err("no enrolee credential given".to_string()),
+                };
                 let id = record.id.clone();
                 match store.write(move |w| w.put_credential(&record)).await {
                     Ok(()) => Ok((id, expires)),
@@ -135,7 +183,10 @@ pub async fn run(cmd: MefCommand) -> ExitCode {
                         "{:<48} {:<8} {:<24} expires",
                         "enrollee", "binding", "assigned"
                     );
-                    for c in list.into_iter().filter(|c| c.kind == KPM_KIND) {
+                    for c in list
+                        .into_iter()
+                        .filter(|c| c.kind == KPM_KIND || c.kind == CERT_ENROLLEE_KIND)
+                    {
                         let expires = c
                             .expires
                             .map(|t| t.to_onem2m())
@@ -153,11 +204,14 @@ pub async fn run(cmd: MefCommand) -> ExitCode {
             }
         }
         EnrolleeCommand::Remove(r) => {
-            let kpm_id = match KpsaId::parse(&r.kpm_id) {
-                Ok(k) => k,
-                Err(e) => return fail(format!("--kpm-id: {e}"), 2),
+            let id = match (&r.kpm_id, &r.credential_id) {
+                (Some(k), _) => match KpsaId::parse(k) {
+                    Ok(k) => StoreEnrollees::kpm_credential_id(&k),
+                    Err(e) => return fail(format!("--kpm-id: {e}"), 2),
+                },
+                (None, Some(id)) => id.clone(),
+                (None, None) => return fail("give --kpm-id or --credential-id", 2),
             };
-            let id = StoreEnrollees::kpm_credential_id(&kpm_id);
             let store = match DataDir::open(&r.data.data).and_then(|dir| open_store(&dir)) {
                 Ok(s) => s,
                 Err(e) => return fail(e, 1),
@@ -173,4 +227,15 @@ pub async fn run(cmd: MefCommand) -> ExitCode {
             }
         }
     }
+}
+
+/// The Credential-ID a device certificate is known by at the MEF: `30-` and the RFC 6920
+/// identifier of its public key (TS-0003 §10.1.2, §10.4).
+fn certificate_credential_id(path: &std::path::Path) -> Result<String, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let cert =
+        openssl::x509::X509::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    let id = m2mtrust_channel::public_key_identifier(&cert)
+        .ok_or_else(|| format!("{}: no usable public key", path.display()))?;
+    Ok(format!("30-{id}"))
 }

@@ -120,6 +120,13 @@ pub struct RequestArgs {
     content: Option<String>,
     #[command(flatten)]
     credentials: CredentialArgs,
+    /// A device data folder filled by `m2mtrust enrol`: connect with its enrolment key (TLS-PSK,
+    /// psk_identity = KeID) and trust its `pki/ca.pem`; --psk-id/--cert win over it.
+    #[arg(long, value_name = "DEVDIR")]
+    data: Option<PathBuf>,
+    /// With --data: connect with the certificate enrolled through EST instead of the key.
+    #[arg(long, requires = "data")]
+    use_certificate: bool,
 }
 
 /// Runs `m2mtrust request`: exit 0 for a success RSC, 1 otherwise, 2 for bad usage.
@@ -129,6 +136,40 @@ pub async fn run(args: RequestArgs) -> ExitCode {
         ExitCode::from(2)
     };
     let c = &args.credentials;
+    if let Some(dir) = &args.data
+        && c.psk_id.is_none()
+        && c.cert.is_none()
+    {
+        let device = match crate::enrol::load(dir) {
+            Ok(d) => d,
+            Err(e) => return usage(format!("--data: {e}")),
+        };
+        let credential = match (args.use_certificate, device.psk, device.certificate) {
+            (true, _, Some((chain_pem, key_pem))) => Credential::Certificate { chain_pem, key_pem },
+            (true, _, None) => {
+                return usage(format!(
+                    "--use-certificate: {} holds no enrolled certificate (enrol with --certificate)",
+                    dir.display()
+                ));
+            }
+            (false, Some((kpsa_id, key)), _) => Credential::Psk { kpsa_id, key },
+            (false, None, _) => {
+                return usage(format!("--data: {} holds no key", dir.display()));
+            }
+        };
+        let mut options = ClientOptions::new(credential);
+        let ca = c.ca.clone().or(device.ca);
+        if let Some(ca) = ca {
+            match std::fs::read(&ca) {
+                Ok(pem) => options = options.with_trust_anchors(pem),
+                Err(e) => return usage(format!("cannot read {}: {e}", ca.display())),
+            }
+        }
+        if let Some(name) = &c.server_name {
+            options = options.with_server_name(name);
+        }
+        return send(&args, options).await;
+    }
     let options = match client_options(
         c.psk_id.as_deref(),
         c.key_hex.as_deref(),
@@ -139,6 +180,14 @@ pub async fn run(args: RequestArgs) -> ExitCode {
     ) {
         Ok(o) => o,
         Err(e) => return usage(e),
+    };
+    send(&args, options).await
+}
+
+async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
+    let usage = |e: String| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
     };
     let content = match args
         .content

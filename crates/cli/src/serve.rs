@@ -13,6 +13,9 @@ use crate::config::{FileConfig, Overrides, Settings};
 use crate::datadir::DataDir;
 use crate::tls::{StoreCredentials, TlsServerAcceptor};
 
+/// Where `up` runs the MEF unless told otherwise (DESIGN: MEF 8444).
+const DEFAULT_MEF: &str = "127.0.0.1:8444";
+
 /// Which server command is running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -65,6 +68,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> ExitCode {
         no_admin_bypass: args.no_admin_bypass,
         max_body: args.max_body,
         durability: args.durability,
+        mef: args.mef,
     };
     let default_data = Path::new("m2mtrust-data");
     let settings = match Settings::resolve(file, overrides, default_data) {
@@ -91,6 +95,23 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
             tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr} (--https): {e}"))?,
+        ),
+        None => None,
+    };
+    let mef_addr = match (settings.mef_listen, mode) {
+        (crate::config::MefListen::At(a), _) => Some(a),
+        (crate::config::MefListen::Default, Mode::Up) => Some(
+            DEFAULT_MEF
+                .parse()
+                .map_err(|e| format!("default MEF address: {e}"))?,
+        ),
+        _ => None,
+    };
+    let mef_listener = match mef_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (--mef): {e}"))?,
         ),
         None => None,
     };
@@ -208,7 +229,23 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
             stopper(),
         )));
     }
-    if servers.is_empty() {
+    let mut mef_task = None;
+    if let Some(listener) = mef_listener {
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let mef = crate::mef_serve::build(&settings, &dir, &sealer, &store, local)?;
+        println!(
+            "  mef          https://{local}   (FQDN {}; enrolees: `m2mtrust mef enrollee add`, devices: `m2mtrust enrol`)",
+            mef.fqdn()
+        );
+        let mut rx = stop_rx.clone();
+        mef_task = Some(tokio::spawn(std::sync::Arc::new(mef).serve(
+            listener,
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        )));
+    }
+    if servers.is_empty() && mef_task.is_none() {
         println!("  no listener configured (--https ADDR, --http ADDR)");
     }
     println!("ready");
@@ -228,6 +265,13 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "listener failed"),
             Err(e) => tracing::error!(error = %e, "listener task failed"),
+        }
+    }
+    if let Some(t) = mef_task {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "MEF listener failed"),
+            Err(e) => tracing::error!(error = %e, "MEF task failed"),
         }
     }
     expiry.abort();

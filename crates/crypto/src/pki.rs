@@ -512,6 +512,28 @@ fn uri_name_constraints(host: &str) -> CustomExtension {
     ext
 }
 
+/// True when the CSR's subjectPublicKeyInfo is an EC key on secp256r1.
+fn csr_key_is_p256(csr_pem: &str) -> bool {
+    const SECP256R1: &str = "1.2.840.10045.3.1.7";
+    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(csr_pem.as_bytes()) else {
+        return false;
+    };
+    let Ok((_, csr)) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&pem.contents)
+    else {
+        return false;
+    };
+    let spki = &csr.certification_request_info.subject_pki;
+    spki.algorithm.algorithm.to_id_string() == EC_PUBLIC_KEY
+        && spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .is_some_and(|oid| oid.to_id_string() == SECP256R1)
+}
+
 fn parse_cert_der(pem: &str) -> Result<Vec<u8>, PkiError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
         .map_err(|e| PkiError::Pem(e.to_string()))?;
@@ -718,7 +740,9 @@ impl DevCa {
         validity_days: u32,
     ) -> Result<IssuedCert, PkiError> {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(PkiError::Csr)?;
-        if csr.public_key.algorithm() != &PKCS_ECDSA_P256_SHA256 {
+        // rcgen names the key algorithm after the signature algorithm, so a P-384 key signed
+        // with ecdsa-with-SHA256 would pass its check: the curve is read from the SPKI.
+        if csr.public_key.algorithm() != &PKCS_ECDSA_P256_SHA256 || !csr_key_is_p256(csr_pem) {
             return Err(PkiError::CsrKeyAlgorithm);
         }
         let expected = profile.subject_alt_names()?;

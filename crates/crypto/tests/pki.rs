@@ -444,6 +444,36 @@ fn csr_with_bad_signature_or_key_is_rejected() {
     ));
 }
 
+/// rcgen derives the key algorithm from the signature algorithm: a P-384 key signed with
+/// ecdsa-with-SHA256 must still be refused (the profile requires P-256).
+#[test]
+fn csr_with_p384_key_signed_with_sha256_is_rejected() {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::stack::Stack as OsslStack;
+    use openssl::x509::X509ReqBuilder;
+    use openssl::x509::extension::SubjectAlternativeName;
+    let group = EcGroup::from_curve_name(Nid::SECP384R1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut b = X509ReqBuilder::new().unwrap();
+    b.set_pubkey(&key).unwrap();
+    let san = SubjectAlternativeName::new()
+        .dns("id-mn.id-in.m2mtrust.example")
+        .build(&b.x509v3_context(None))
+        .unwrap();
+    let mut exts = OsslStack::new().unwrap();
+    exts.push(san).unwrap();
+    b.add_extensions(&exts).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let pem = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
+    assert!(matches!(
+        ca().issue_from_csr_at(&pem, &cse_mn(), now(), 30),
+        Err(PkiError::CsrKeyAlgorithm)
+    ));
+}
+
 fn der_of_csr(pem: &str) -> Vec<u8> {
     openssl::x509::X509Req::from_pem(pem.as_bytes())
         .unwrap()

@@ -126,6 +126,10 @@ impl Enrollees for MemoryEnrollees {
 /// Kind of a stored factory PSK (Kpm) in the credential table; its Credential-ID is `10-<KpmID>`.
 pub const KPM_KIND: &str = "kpm";
 
+/// Kind of a certificate enrolee in the credential table; its id is the certificate's
+/// Credential-ID (`30-ni:///sha-256;…`, `32-<CSE-ID>`, `33-<AE-ID>`).
+pub const CERT_ENROLLEE_KIND: &str = "enrollee-cert";
+
 /// Enrollees kept in the data folder's credential table (secrets sealed), so that the operator's
 /// `m2mtrust mef enrollee add/remove` take effect while the MEF runs.
 pub struct StoreEnrollees {
@@ -147,6 +151,25 @@ impl StoreEnrollees {
         format!("10-{kpm_id}")
     }
 
+    /// The record the operator tooling stores for a certificate enrolee.
+    pub fn certificate_record(
+        credential_id: &str,
+        assignment: &Assignment,
+        now: m2mtrust_model::Timestamp,
+        expires: m2mtrust_model::Timestamp,
+    ) -> m2mtrust_store::CredentialRecord {
+        let (binding, bound_ids) = assignment_binding(assignment);
+        m2mtrust_store::CredentialRecord {
+            id: credential_id.to_owned(),
+            kind: CERT_ENROLLEE_KIND.into(),
+            sealed_secret: None,
+            binding: binding.into(),
+            bound_ids,
+            created: now,
+            expires: Some(expires),
+        }
+    }
+
     /// The record the operator tooling stores for a factory PSK.
     pub fn record(
         &self,
@@ -158,11 +181,7 @@ impl StoreEnrollees {
     ) -> Result<m2mtrust_store::CredentialRecord, m2mtrust_crypto::SealError> {
         let id = Self::kpm_credential_id(kpm_id);
         let sealed = self.sealer.seal(kpm, id.as_bytes())?;
-        let (binding, bound_ids) = match assignment {
-            Assignment::CseId(c) => ("cse", vec![c.clone()]),
-            Assignment::AeIds(ids) if ids.len() == 1 => ("ae", ids.clone()),
-            Assignment::AeIds(ids) => ("ae-list", ids.clone()),
-        };
+        let (binding, bound_ids) = assignment_binding(assignment);
         Ok(m2mtrust_store::CredentialRecord {
             id,
             kind: KPM_KIND.into(),
@@ -198,14 +217,8 @@ impl Enrollees for StoreEnrollees {
             }
         };
         let kpm = PskKey::new(key.expose_bytes().to_vec()).ok()?;
-        let assignment = match record.binding.as_str() {
-            "cse" => Assignment::CseId(record.bound_ids.first()?.clone()),
-            _ => Assignment::AeIds(record.bound_ids.clone()),
-        };
-        let expires = record
-            .expires
-            .and_then(|t| DateTime::<Utc>::from_timestamp_micros(t.0))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let assignment = record_assignment(&record)?;
+        let expires = record_expiry(&record);
         Some(Enrollee {
             kpm: Some(kpm),
             assignment,
@@ -213,8 +226,42 @@ impl Enrollees for StoreEnrollees {
         })
     }
 
-    fn by_certificate(&self, _credential_id: &str) -> Option<Enrollee> {
-        // Certificate enrolees are not stored yet; only factory PSKs are.
-        None
+    fn by_certificate(&self, credential_id: &str) -> Option<Enrollee> {
+        use m2mtrust_store::StoreExt;
+        let record = match self.store.read(|r| r.credential(credential_id)) {
+            Ok(Some(r)) if r.kind == CERT_ENROLLEE_KIND => r,
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, enrolee = %credential_id, "cannot read enrollee");
+                return None;
+            }
+        };
+        Some(Enrollee {
+            kpm: None,
+            assignment: record_assignment(&record)?,
+            expires: record_expiry(&record),
+        })
     }
+}
+
+fn assignment_binding(assignment: &Assignment) -> (&'static str, Vec<String>) {
+    match assignment {
+        Assignment::CseId(c) => ("cse", vec![c.clone()]),
+        Assignment::AeIds(ids) if ids.len() == 1 => ("ae", ids.clone()),
+        Assignment::AeIds(ids) => ("ae-list", ids.clone()),
+    }
+}
+
+fn record_assignment(record: &m2mtrust_store::CredentialRecord) -> Option<Assignment> {
+    Some(match record.binding.as_str() {
+        "cse" => Assignment::CseId(record.bound_ids.first()?.clone()),
+        _ => Assignment::AeIds(record.bound_ids.clone()),
+    })
+}
+
+fn record_expiry(record: &m2mtrust_store::CredentialRecord) -> DateTime<Utc> {
+    record
+        .expires
+        .and_then(|t| DateTime::<Utc>::from_timestamp_micros(t.0))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

@@ -15,15 +15,24 @@
 //!
 //! Every accepted or refused bootstrap is logged as an audit event (target `audit`).
 
+pub mod client;
 mod enrolee;
 mod enrollees;
 mod error;
+pub mod est;
+pub mod exchange;
 mod mef;
+pub mod procedures;
+pub mod server;
+pub mod target;
+pub mod wire;
 
 pub use enrolee::{EnroleeCredential, EnroleeKeys, bootstrap};
-pub use enrollees::{Assignment, Enrollee, Enrollees, KPM_KIND, MemoryEnrollees, StoreEnrollees};
+pub use enrollees::{
+    Assignment, CERT_ENROLLEE_KIND, Enrollee, Enrollees, KPM_KIND, MemoryEnrollees, StoreEnrollees,
+};
 pub use error::BootstrapError;
-pub use mef::{Bootstrap, Enrolment};
+pub use mef::{Accepted, Bootstrap, Enrolment};
 
 use m2mtrust_channel::{KpsaId, LABEL_BOOTSTRAP, TlsStream, export_keying_material};
 use m2mtrust_crypto::kdf::split_exporter_output;

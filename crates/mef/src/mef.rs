@@ -12,8 +12,12 @@ use m2mtrust_channel::{
 use m2mtrust_crypto::{CredentialTypeId, Fqdn, SecretKey};
 use tokio::net::TcpStream;
 
+use m2mtrust_channel::{LABEL_CONNECTION, export_keying_material};
+use m2mtrust_crypto::kdf::split_exporter_output;
+
 use crate::enrollees::{Assignment, Enrollee, Enrollees};
 use crate::error::BootstrapError;
+use crate::wire::Session;
 
 /// What a successful bootstrap established at the MEF (TS-0003 §8.3.2.1 Enrolment Key
 /// Generation step 3: "Both store Ke, KeID").
@@ -30,6 +34,15 @@ pub struct Enrolment {
     pub assignment: Assignment,
     /// Enrolment Expiry (lifetime of Ke, §10.7).
     pub expires: DateTime<Utc>,
+}
+
+/// What the MEF Handshake established on one connection.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The authenticated MEF client.
+    pub session: Session,
+    /// Present when the client is an enrolee: its Ke, KeID and assignment.
+    pub enrolment: Option<Enrolment>,
 }
 
 /// Adapts [`Enrollees`] to the channel's credential lookup: KpmIDs are looked up as PSK
@@ -130,13 +143,36 @@ impl Bootstrap {
     /// expired enrolees, and derives Ke and KeID (Enrolment Key Generation). On error nothing is
     /// kept and the connection is closed.
     pub async fn accept(&self, tcp: TcpStream) -> Result<(TlsStream, Enrolment), BootstrapError> {
+        let (stream, accepted) = self.accept_any(tcp).await?;
+        match accepted.enrolment {
+            Some(e) => Ok((stream, e)),
+            None => Err(BootstrapError::UnknownCertificate(
+                accepted.session.credential_id,
+            )),
+        }
+    }
+
+    /// The MEF Handshake of any MEF client (TS-0003 §8.3.5.2.2): an enrolee (factory PSK or a
+    /// registered certificate), which also gets Ke/KeID, or an entity holding a CSE-ID/AE-ID
+    /// certificate from the MEF's trust anchors (an enrolment target fetching keys, a MEF
+    /// client registering). PSK clients must be enrolees; device certificates must be
+    /// registered.
+    pub async fn accept_any(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<(TlsStream, Accepted), BootstrapError> {
         let peer = tcp
             .peer_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| "-".into());
         let result = self.run(tcp).await;
         match &result {
-            Ok((_, e)) => tracing::info!(
+            Ok((
+                _,
+                Accepted {
+                    enrolment: Some(e), ..
+                },
+            )) => tracing::info!(
                 target: "audit",
                 event = "enrolment_bootstrapped",
                 peer = %peer,
@@ -144,6 +180,12 @@ impl Bootstrap {
                 ke_id = %e.ke_id,
                 assignment = ?e.assignment,
                 expires = %e.expires,
+            ),
+            Ok((_, Accepted { session, .. })) => tracing::info!(
+                target: "audit",
+                event = "mef_client_authenticated",
+                peer = %peer,
+                client = %session.client_id,
             ),
             Err(err) => tracing::warn!(
                 target: "audit",
@@ -156,7 +198,7 @@ impl Bootstrap {
         result
     }
 
-    async fn run(&self, tcp: TcpStream) -> Result<(TlsStream, Enrolment), BootstrapError> {
+    async fn run(&self, tcp: TcpStream) -> Result<(TlsStream, Accepted), BootstrapError> {
         let (stream, est) = match self.acceptor.accept(tcp).await {
             Ok(ok) => ok,
             Err(e) => return Err(self.explain(e)),
@@ -173,6 +215,12 @@ impl Bootstrap {
                 self.enrollees.by_certificate(&est.credential_id),
             ),
         };
+        let connection_export = export_keying_material(stream.ssl(), LABEL_CONNECTION)
+            .ok()
+            .map(|km| {
+                let (id, key) = split_exporter_output(km.expose_secret());
+                (id, key)
+            });
         // Looked up again after the handshake: the enrolee may have been removed meanwhile, and
         // CSE-ID/AE-ID certificates are accepted by the channel without consulting the map.
         let Some(Enrollee {
@@ -181,10 +229,30 @@ impl Bootstrap {
             ..
         }) = found
         else {
-            return Err(match est.kind {
-                CredentialKind::Psk => BootstrapError::UnknownKpmId(enrolee),
-                CredentialKind::Certificate => BootstrapError::UnknownCertificate(enrolee),
-            });
+            return match (est.kind, &est.binding) {
+                // A CSE-ID/AE-ID certificate from the trust anchors: a MEF client that is not
+                // an enrolee (e.g. an enrolment target fetching credentials).
+                (CredentialKind::Certificate, Binding::Cse(id) | Binding::Ae(id)) => {
+                    let session = Session {
+                        client_id: id.clone(),
+                        credential_id: est.credential_id.clone(),
+                        bound_ids: est.binding.bound_ids(),
+                        certificate_authenticated: true,
+                        connection_export,
+                    };
+                    Ok((
+                        stream,
+                        Accepted {
+                            session,
+                            enrolment: None,
+                        },
+                    ))
+                }
+                (CredentialKind::Psk, _) => Err(BootstrapError::UnknownKpmId(enrolee)),
+                (CredentialKind::Certificate, _) => {
+                    Err(BootstrapError::UnknownCertificate(enrolee))
+                }
+            };
         };
         if now >= expires {
             return Err(BootstrapError::Expired {
@@ -193,14 +261,31 @@ impl Bootstrap {
             });
         }
         let (ke, ke_id) = crate::enrolment_key(&stream, &self.fqdn)?;
+        let bound_ids = match &assignment {
+            Assignment::CseId(c) => vec![c.clone()],
+            Assignment::AeIds(ids) => ids.clone(),
+        };
+        let session = Session {
+            client_id: match (est.kind, &est.binding) {
+                (CredentialKind::Certificate, Binding::Cse(id) | Binding::Ae(id)) => id.clone(),
+                _ => enrolee.clone(),
+            },
+            credential_id: enrolee.clone(),
+            bound_ids,
+            certificate_authenticated: est.kind == CredentialKind::Certificate,
+            connection_export,
+        };
         Ok((
             stream,
-            Enrolment {
-                enrolee,
-                ke,
-                ke_id,
-                assignment,
-                expires,
+            Accepted {
+                session,
+                enrolment: Some(Enrolment {
+                    enrolee,
+                    ke,
+                    ke_id,
+                    assignment,
+                    expires,
+                }),
             },
         ))
     }

@@ -20,6 +20,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The HTTPS listener.
     pub tls_addr: SocketAddr,
+    /// The MEF listener, when one runs.
+    pub mef_addr: Option<SocketAddr>,
     pub data: PathBuf,
 }
 
@@ -29,8 +31,14 @@ impl Server {
         Self::start_command("up", data, extra)
     }
 
-    /// Starts `m2mtrust COMMAND --data DIR ...` (`up` or `cse`).
+    /// Starts `m2mtrust COMMAND --data DIR ...` (`up` or `cse`); `up` gets its MEF on an
+    /// ephemeral port unless `extra` says otherwise.
     pub fn start_command(command: &str, data: &Path, extra: &[&str]) -> Server {
+        let mef: &[&str] = if command == "up" && !extra.contains(&"--mef") {
+            &["--mef", "127.0.0.1:0"]
+        } else {
+            &[]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
             .args([command, "--data"])
             .arg(data)
@@ -42,6 +50,7 @@ impl Server {
                 "--log",
                 "warn",
             ])
+            .args(mef)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -51,8 +60,13 @@ impl Server {
         let mut lines = BufReader::new(stdout).lines();
         let mut addr = None;
         let mut tls_addr = None;
+        let mut mef_addr = None;
         for line in lines.by_ref() {
             let line = line.expect("read stdout");
+            if let Some(rest) = line.trim().strip_prefix("mef ") {
+                let url = rest.split_whitespace().next().unwrap();
+                mef_addr = Some(url.trim_start_matches("https://").parse().unwrap());
+            }
             if let Some(rest) = line.trim().strip_prefix("https ") {
                 let url = rest.split_whitespace().next().unwrap();
                 let hostport = url
@@ -77,6 +91,7 @@ impl Server {
             child,
             addr: addr.expect("no http address printed"),
             tls_addr: tls_addr.expect("no https address printed"),
+            mef_addr,
             data: data.to_path_buf(),
         }
     }
