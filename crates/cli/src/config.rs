@@ -80,6 +80,24 @@ pub struct MefSection {
     pub fqdn: Option<String>,
     /// `mef.certificate_days`: validity of certificates enrolled through EST [default: 365].
     pub certificate_days: Option<u32>,
+    /// `mef.remote_url`: a MEF running elsewhere (`m2mtrust mef serve`), `https://host:port`; the
+    /// CSE fetches the keys of devices enrolled there (TS-0003 §8.3.2.1 steps c-g).
+    pub remote_url: Option<String>,
+    /// `mef.remote_fqdn`: that MEF's FQDN, the issuer part of its KeIDs [default: the URL host].
+    pub remote_fqdn: Option<String>,
+    /// `mef.remote_ca`: PEM trust anchor for that MEF's certificate.
+    pub remote_ca: Option<PathBuf>,
+}
+
+/// A MEF elsewhere whose enrolees' keys this CSE fetches.
+#[derive(Debug, Clone)]
+pub struct RemoteMefSettings {
+    /// `host:port`.
+    pub addr: String,
+    /// Its FQDN.
+    pub fqdn: String,
+    /// Trust anchor for its certificate.
+    pub ca: PathBuf,
 }
 
 /// Where the MEF listens.
@@ -267,6 +285,8 @@ pub struct Settings {
     pub mef_fqdn: Option<String>,
     /// Validity of EST certificates, days.
     pub mef_certificate_days: u32,
+    /// A remote MEF to fetch enrolees' keys from.
+    pub remote_mef: Option<RemoteMefSettings>,
     /// Request body limit.
     pub max_body: usize,
     /// Commit durability.
@@ -422,6 +442,41 @@ impl Settings {
             }
             Some(d) => d,
         };
+        let remote_mef = match (&file.mef.remote_url, &file.mef.remote_ca) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    key: "mef.remote_ca",
+                    message: "mef.remote_url needs the CA of the MEF's certificate".into(),
+                });
+            }
+            (Some(url), Some(ca)) => {
+                let authority = url
+                    .strip_prefix("https://")
+                    .map(|r| r.split('/').next().unwrap_or_default())
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| ConfigError::Invalid {
+                        key: "mef.remote_url",
+                        message: format!("{url:?}: expected https://host:port"),
+                    })?;
+                let (host, addr) = match authority.rsplit_once(':') {
+                    Some((h, p)) if p.parse::<u16>().is_ok() => {
+                        (h.to_owned(), authority.to_owned())
+                    }
+                    _ => (authority.to_owned(), format!("{authority}:8444")),
+                };
+                let fqdn = file.mef.remote_fqdn.clone().unwrap_or(host);
+                m2mtrust_crypto::Fqdn::parse(&fqdn).map_err(|e| ConfigError::Invalid {
+                    key: "mef.remote_fqdn",
+                    message: format!("{fqdn:?}: {e}"),
+                })?;
+                Some(RemoteMefSettings {
+                    addr,
+                    fqdn,
+                    ca: ca.clone(),
+                })
+            }
+        };
         let max_body = o.max_body.or(file.http.max_body).unwrap_or(1 << 20);
         if max_body < 1024 {
             return Err(ConfigError::Invalid {
@@ -499,6 +554,7 @@ impl Settings {
             mef_listen,
             mef_fqdn: file.mef.fqdn,
             mef_certificate_days,
+            remote_mef,
             max_body,
             durability,
         })

@@ -16,9 +16,62 @@ use crate::datadir::DataDir;
 /// `m2mtrust mef`.
 #[derive(Debug, Subcommand)]
 pub enum MefCommand {
+    /// Run the MEF alone on its own data folder and listener (TS-0003 §8.3): bootstrap of
+    /// factory-PSK and certificate enrolees, the Enrolment Exchange, EST, the MEF procedures.
+    /// Enrolees' keys stay here; the target CSE fetches them (`[mef] remote_url` in its
+    /// configuration).
+    Serve(MefServeArgs),
     /// Factory credentials of enrolees and their assignments.
     #[command(subcommand)]
     Enrollee(EnrolleeCommand),
+}
+
+/// `m2mtrust mef serve`.
+#[derive(Debug, Args)]
+pub struct MefServeArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// TLS listener.
+    #[arg(
+        long,
+        env = "M2MTRUST_MEF",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8444"
+    )]
+    listen: std::net::SocketAddr,
+    /// The MEF's FQDN: SNI, its certificate's name and the issuer part of every KeID
+    /// [default: mef.<SP domain>].
+    #[arg(long, env = "M2MTRUST_MEF_FQDN", value_name = "FQDN")]
+    fqdn: Option<String>,
+    /// The M2M Service Provider ID.
+    #[arg(
+        long,
+        env = "M2MTRUST_SP_ID",
+        value_name = "SP-ID",
+        default_value = "//m2mtrust.example"
+    )]
+    sp_id: String,
+    /// CSE-ID of the enrolment target (the IN-CSE devices register with); only it may fetch
+    /// enrolees' keys.
+    #[arg(long, value_name = "ID", default_value = "/id-in")]
+    target_cse_id: String,
+    /// URI of the target's <CSEBase>, given to devices in their securityProfile.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://127.0.0.1:8443/cse-in"
+    )]
+    target_cse_base: String,
+    /// Extra trust anchor (PEM) for client certificates: the target CSE's CA, device makers'
+    /// CAs. Repeatable; the data folder's CA is always trusted.
+    #[arg(long, value_name = "FILE")]
+    trust_anchor: Vec<std::path::PathBuf>,
+    /// Validity of certificates enrolled through EST, days.
+    #[arg(long, value_name = "DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
+    certificate_days: u32,
+    /// Log filter [default: info; RUST_LOG also works].
+    #[arg(long, env = "M2MTRUST_LOG", value_name = "FILTER")]
+    log: Option<String>,
 }
 
 /// `m2mtrust mef enrollee`.
@@ -90,7 +143,10 @@ pub struct EnrolleeRemove {
 
 /// Runs a `mef` subcommand.
 pub async fn run(cmd: MefCommand) -> ExitCode {
-    let MefCommand::Enrollee(cmd) = cmd;
+    let cmd = match cmd {
+        MefCommand::Enrollee(cmd) => cmd,
+        MefCommand::Serve(args) => return serve(args).await,
+    };
     match cmd {
         EnrolleeCommand::Add(a) => {
             let factory = match (&a.kpm_id, &a.kpm_hex) {
@@ -238,4 +294,86 @@ fn certificate_credential_id(path: &std::path::Path) -> Result<String, String> {
     let id = m2mtrust_channel::public_key_identifier(&cert)
         .ok_or_else(|| format!("{}: no usable public key", path.display()))?;
     Ok(format!("30-{id}"))
+}
+
+async fn serve(args: MefServeArgs) -> ExitCode {
+    let filter = args
+        .log
+        .as_deref()
+        .map(tracing_subscriber::EnvFilter::try_new);
+    let filter = match filter {
+        Some(Ok(f)) => f,
+        Some(Err(e)) => return fail(format!("--log: {e}"), 2),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let sp = match m2mtrust_model::SpId::parse(&args.sp_id) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("--sp-id: {e}"), 2),
+    };
+    let target = match CseId::parse(&args.target_cse_id) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("--target-cse-id: {e}"), 2),
+    };
+    match run_serve(&args, &sp, target).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e, 1),
+    }
+}
+
+async fn run_serve(
+    args: &MefServeArgs,
+    sp: &m2mtrust_model::SpId,
+    target: CseId,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let dir = DataDir::open(&args.data.data)?;
+    let store = open_store(&dir)?;
+    let sealer = Arc::new(dir.sealer()?);
+    let home = m2mtrust_model::Home {
+        cse_id: target.clone(),
+        sp_id: sp.clone(),
+        cse_base_name: "cse-in".into(),
+    };
+    let ca = dir.dev_ca(&sealer, &home)?;
+    let sp_domain = sp.domain().to_string();
+    let params = crate::mef_serve::MefParams {
+        fqdn: args
+            .fqdn
+            .clone()
+            .unwrap_or_else(|| format!("mef.{sp_domain}")),
+        sp_domain: sp_domain.clone(),
+        target: m2mtrust_mef::server::TargetCse {
+            cse_id: target,
+            sp_domain,
+            cse_base_uri: args.target_cse_base.clone(),
+        },
+        trust_anchors: args.trust_anchor.clone(),
+        certificate_days: args.certificate_days,
+        local_target: false,
+    };
+    let mef = crate::mef_serve::build_with(&params, &dir, ca, &sealer, &store, local)?;
+    println!("m2mtrust {} (mef)", env!("CARGO_PKG_VERSION"));
+    println!("  mef          https://{local}   (FQDN {})", mef.fqdn());
+    println!("  CA           {}", dir.ca_path().display());
+    println!("  data         {}", dir.root().display());
+    println!("ready");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(Arc::new(mef).serve(listener, async move {
+        let _ = rx.await;
+    }));
+    crate::serve::wait_for_signal().await;
+    let _ = tx.send(());
+    match task.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use m2mtrust_channel::{CertifiedKey, IdentityRules, TrustAnchors};
 use m2mtrust_crypto::{Fqdn, Sealer};
 use m2mtrust_mef::est::EstServer;
-use m2mtrust_mef::procedures::{Policy, Procedures, SqliteRegistry};
+use m2mtrust_mef::procedures::{AdminPolicy, Policy, Procedures, SqliteRegistry};
 use m2mtrust_mef::server::{MefConfig, MefService, TargetCse};
 use m2mtrust_mef::target::StoreProvisioning;
 use m2mtrust_mef::{Bootstrap, StoreEnrollees};
@@ -17,7 +17,23 @@ use m2mtrust_store::Store;
 use crate::config::Settings;
 use crate::datadir::DataDir;
 
-/// Builds the MEF service of the data folder, listening at `local`.
+/// What a MEF is built from.
+pub struct MefParams {
+    /// The MEF's FQDN.
+    pub fqdn: String,
+    /// The M2M SP domain.
+    pub sp_domain: String,
+    /// The enrolment target (the IN-CSE).
+    pub target: TargetCse,
+    /// Extra trust anchors for client certificates (besides the data folder's CA).
+    pub trust_anchors: Vec<std::path::PathBuf>,
+    /// Validity of EST certificates, days.
+    pub certificate_days: u32,
+    /// Whether the target CSE reads credentials from this data folder's store.
+    pub local_target: bool,
+}
+
+/// Builds the MEF of the data folder next to its CSE (`up`, `cse --mef`), listening at `local`.
 pub fn build(
     settings: &Settings,
     dir: &DataDir,
@@ -27,50 +43,91 @@ pub fn build(
 ) -> Result<MefService, String> {
     let home = &settings.cse.home;
     let sp_domain = home.sp_id.domain().to_string();
-    let fqdn_text = settings
-        .mef_fqdn
-        .clone()
-        .unwrap_or_else(|| format!("mef.{sp_domain}"));
-    let fqdn = Fqdn::parse(&fqdn_text).map_err(|e| format!("mef.fqdn {fqdn_text:?}: {e}"))?;
-    let ca = dir.dev_ca(sealer, home)?;
-    let (chain, key) = dir.mef_credentials(sealer, &ca, fqdn.as_str())?;
-    let certificate = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
-        .map_err(|e| format!("MEF certificate: {e}"))?;
-    // Device, CSE-ID and AE-ID certificates of enrolees and targets chain to the development
-    // CA or to an operator trust anchor.
-    let mut trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
-        .map_err(|e| format!("development CA: {e}"))?;
-    for path in &settings.trust_anchors {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("https.trust_anchors: {}: {e}", path.display()))?;
-        trust
-            .add_pem(&pem)
-            .map_err(|e| format!("https.trust_anchors: {}: {e}", path.display()))?;
-    }
-    let rules = IdentityRules::new(&sp_domain, home.cse_id.clone(), home.cse_id.clone())
-        .map_err(|e| format!("TLS identity rules: {e}"))?;
-    let enrollees = Arc::new(StoreEnrollees::new(store.clone(), sealer.clone()));
-    let bootstrap = Bootstrap::new(fqdn.clone(), certificate, Some(trust), rules, enrollees)
-        .map_err(|e| format!("MEF TLS: {e}"))?;
-    let est = EstServer::new(Arc::new(ca), settings.mef_certificate_days)
-        .map_err(|e| format!("EST: {e}"))?;
-    let registry = SqliteRegistry::open(&dir.root().join("mef.sqlite"), sealer.clone())
-        .map_err(|e| format!("{}: {e}", dir.root().join("mef.sqlite").display()))?;
-    let procedures = Procedures::new(fqdn.clone(), Arc::new(registry), Policy::default());
     let cse_base_uri = match settings.cse.poa.iter().find(|p| p.starts_with("https://")) {
         Some(p) => format!("{p}/{}", home.cse_base_name),
         None => format!("https://{}:8443/{}", sp_domain, home.cse_base_name),
     };
-    let config = MefConfig {
+    let params = MefParams {
+        fqdn: settings
+            .mef_fqdn
+            .clone()
+            .unwrap_or_else(|| format!("mef.{sp_domain}")),
+        sp_domain: sp_domain.clone(),
         target: TargetCse {
             cse_id: home.cse_id.clone(),
             sp_domain,
             cse_base_uri,
         },
+        trust_anchors: settings.trust_anchors.clone(),
+        certificate_days: settings.mef_certificate_days,
+        local_target: true,
+    };
+    let ca = dir.dev_ca(sealer, home)?;
+    build_with(&params, dir, ca, sealer, store, local)
+}
+
+/// Builds a MEF from `params` on the data folder `dir` (its CA issues the MEF certificate and
+/// EST certificates).
+pub fn build_with(
+    params: &MefParams,
+    dir: &DataDir,
+    ca: m2mtrust_crypto::DevCa,
+    sealer: &Arc<Sealer>,
+    store: &Arc<dyn Store>,
+    local: SocketAddr,
+) -> Result<MefService, String> {
+    let fqdn = Fqdn::parse(&params.fqdn).map_err(|e| format!("MEF FQDN {:?}: {e}", params.fqdn))?;
+    let (chain, key) = dir.mef_credentials(sealer, &ca, fqdn.as_str())?;
+    let certificate = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
+        .map_err(|e| format!("MEF certificate: {e}"))?;
+    // Device, CSE-ID and AE-ID certificates of enrolees and targets chain to the data folder's
+    // CA or to an operator trust anchor.
+    let mut trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
+        .map_err(|e| format!("development CA: {e}"))?;
+    for path in &params.trust_anchors {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("trust anchor {}: {e}", path.display()))?;
+        trust
+            .add_pem(&pem)
+            .map_err(|e| format!("trust anchor {}: {e}", path.display()))?;
+    }
+    let target_cse = params.target.cse_id.clone();
+    let rules = IdentityRules::new(&params.sp_domain, target_cse.clone(), target_cse)
+        .map_err(|e| format!("TLS identity rules: {e}"))?;
+    let enrollees = Arc::new(StoreEnrollees::new(store.clone(), sealer.clone()));
+    let bootstrap = Bootstrap::new(fqdn.clone(), certificate, Some(trust), rules, enrollees)
+        .map_err(|e| format!("MEF TLS: {e}"))?;
+    let est =
+        EstServer::new(Arc::new(ca), params.certificate_days).map_err(|e| format!("EST: {e}"))?;
+    let registry_path = dir.root().join("mef.sqlite");
+    let registry = SqliteRegistry::open(&registry_path, sealer.clone())
+        .map_err(|e| format!("{}: {e}", registry_path.display()))?;
+    // The service provider is the administrating stakeholder of its devices' registrations; the
+    // configuration they retrieve names the CSE to register with.
+    let admin = Fqdn::parse(&params.sp_domain)
+        .map_err(|e| format!("SP domain {:?}: {e}", params.sp_domain))?;
+    let policy = Policy::default().with_admin(
+        admin,
+        AdminPolicy {
+            client_config: Some(serde_json::json!({
+                "targetID": params.target.cse_id.as_str(),
+                "cseBaseURI": params.target.cse_base_uri,
+            })),
+            initial_commands: Vec::new(),
+            allow_updates: true,
+        },
+    );
+    let procedures = Procedures::new(fqdn.clone(), Arc::new(registry), policy);
+    let config = MefConfig {
+        target: params.target.clone(),
         base_uri: format!("https://{}:{}", fqdn.as_str(), local.port()),
         est: Some(Arc::new(est)),
         procedures: Some(Arc::new(procedures)),
     };
-    let provisioning = Arc::new(StoreProvisioning::new(store.clone(), sealer.clone(), true));
+    let provisioning = Arc::new(StoreProvisioning::new(
+        store.clone(),
+        sealer.clone(),
+        params.local_target,
+    ));
     Ok(MefService::new(bootstrap, config, provisioning))
 }

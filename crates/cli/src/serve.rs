@@ -340,7 +340,23 @@ fn tls_acceptor(
     }
     config.client_trust = Some(trust);
     config.psk_identity_hint = Some(home.cse_id.bare().to_string());
-    let credentials = StoreCredentials::new(store.clone(), sealer.clone());
+    let mut credentials = StoreCredentials::new(store.clone(), sealer.clone());
+    if let Some(remote) = &settings.remote_mef {
+        let ca = std::fs::read(&remote.ca)
+            .map_err(|e| format!("mef.remote_ca: {}: {e}", remote.ca.display()))?;
+        let trust = TrustAnchors::from_pem(&ca)
+            .map_err(|e| format!("mef.remote_ca: {}: {e}", remote.ca.display()))?;
+        // The CSE authenticates to its MEF with its own certificate, which names its CSE-ID.
+        let me = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
+            .map_err(|e| format!("server certificate: {e}"))?;
+        credentials = credentials.with_remote_mef(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
+            remote.addr.clone(),
+            remote.fqdn.clone(),
+            me,
+            trust,
+            std::time::Duration::from_secs(5),
+        )));
+    }
     m2mtrust_channel::TlsAcceptor::new(config, Arc::new(credentials))
         .map_err(|e| format!("TLS: {e}"))
 }
@@ -395,7 +411,7 @@ async fn ensure_example_psk(
     })
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

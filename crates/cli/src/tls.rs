@@ -8,6 +8,7 @@ use m2mtrust_channel::{
     Binding, Credentials, KpsaId, PskCredential, PskKey, TlsAcceptor, TlsStream,
 };
 use m2mtrust_crypto::Sealer;
+use m2mtrust_mef::remote::RemoteMef;
 use m2mtrust_model::PeerIdentity;
 use m2mtrust_store::{Store, StoreExt};
 use tokio::net::TcpStream;
@@ -17,12 +18,77 @@ use tokio::net::TcpStream;
 pub struct StoreCredentials {
     store: Arc<dyn Store>,
     sealer: Arc<Sealer>,
+    remote: Option<Arc<RemoteMef>>,
 }
 
 impl StoreCredentials {
     /// Credentials of `store`, sealed with `sealer`.
     pub fn new(store: Arc<dyn Store>, sealer: Arc<Sealer>) -> Self {
-        Self { store, sealer }
+        Self {
+            store,
+            sealer,
+            remote: None,
+        }
+    }
+
+    /// Also fetch unknown keys issued by `mef` from it (TS-0003 §8.3.2.1 steps c-g) and keep
+    /// them in the credential table.
+    pub fn with_remote_mef(mut self, mef: Arc<RemoteMef>) -> Self {
+        self.remote = Some(mef);
+        self
+    }
+
+    /// Step c-g for `kpsa_id`: fetch, store (sealed, bound, expiring), use.
+    fn fetch(&self, kpsa_id: &KpsaId, id: &str) -> Option<PskCredential> {
+        let mef = self.remote.as_ref().filter(|m| m.issues(kpsa_id))?;
+        let fetched = match mef.fetch_blocking(kpsa_id) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::info!(target: "audit", event = "credential_fetch_failed", credential = %id, reason = %e);
+                return None;
+            }
+        };
+        let key = PskKey::new(fetched.key.expose_bytes().to_vec()).ok()?;
+        let (binding, kind) = match fetched.enrolee_id.as_slice() {
+            [one] if one.starts_with('/') => (Binding::Cse(one.clone()), "cse"),
+            [one] => (Binding::Ae(one.clone()), "ae"),
+            [] => (Binding::Unbound, "none"),
+            many => (Binding::AeList(many.to_vec()), "ae-list"),
+        };
+        let expires = fetched
+            .expires
+            .map(|t| m2mtrust_model::Timestamp(t.timestamp_micros()));
+        if expires.is_some_and(|e| e <= m2mtrust_model::Timestamp::now()) {
+            return None;
+        }
+        match self.sealer.seal(fetched.key.expose_bytes(), id.as_bytes()) {
+            Ok(sealed) => {
+                let record = m2mtrust_store::CredentialRecord {
+                    id: id.to_owned(),
+                    kind: "psk".into(),
+                    sealed_secret: Some(sealed),
+                    binding: kind.into(),
+                    bound_ids: binding.bound_ids(),
+                    created: m2mtrust_model::Timestamp::now(),
+                    expires,
+                };
+                let store = self.store.clone();
+                // Kept for later handshakes; this one proceeds with the fetched key.
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    handle.spawn(async move {
+                        if let Err(e) = store.write(move |w| w.put_credential(&record)).await {
+                            tracing::warn!(error = %e, "cannot keep a fetched credential");
+                        }
+                    });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot seal a fetched credential"),
+        }
+        tracing::info!(target: "audit", event = "credential_fetched", credential = %id, bound = ?binding);
+        Some(PskCredential {
+            key,
+            bound: binding,
+        })
     }
 }
 
@@ -31,7 +97,8 @@ impl Credentials for StoreCredentials {
         let id = m2mtrust_channel::kpsa_credential_id(kpsa_id);
         let record = match self.store.read(|r| r.credential(&id)) {
             Ok(Some(r)) if r.kind == "psk" => r,
-            Ok(_) => return None,
+            Ok(Some(_)) => return None,
+            Ok(None) => return self.fetch(kpsa_id, &id),
             Err(e) => {
                 tracing::error!(error = %e, credential = %id, "cannot read credential");
                 return None;

@@ -371,3 +371,121 @@ fn certificate_obtained_through_est_registers_the_device() {
     let (code, out) = retrieve(&s, dev, "Csensor5", "sensor5", &[]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// A MEF running on its own (`m2mtrust mef serve`, its own data folder and CA): the IN-CSE does
+/// not share its store, so it fetches an enrolee's key from the MEF the first time the device
+/// connects (TS-0003 §8.3.2.1 steps c-g), authenticated by its CSE-ID certificate.
+#[test]
+fn standalone_mef_and_a_cse_that_fetches_the_key() {
+    use std::io::{BufRead, BufReader};
+    let mefdir = tempfile::tempdir().unwrap();
+    let csedir = tempfile::tempdir().unwrap();
+    let mef_data = mefdir.path().to_str().unwrap();
+    // The MEF's CA exists before the CSE is configured to trust it.
+    let (code, _, err) = m2mtrust(&[
+        "cert",
+        "issue",
+        "--data",
+        mef_data,
+        "--fqdn",
+        "bootstrap.m2mtrust.example",
+        "--out",
+        mefdir.path().join("unused").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = csedir.path().join("cse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mef]\nremote_url = \"https://127.0.0.1:{port}\"\nremote_fqdn = \"mef.m2mtrust.example\"\nremote_ca = \"{}\"\n",
+            mefdir.path().join("pki/ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let cse_data = csedir.path().join("data");
+    let s = Server::start(
+        &cse_data,
+        &["--mef", "off", "--config", config.to_str().unwrap()],
+    );
+    let cse_ca = cse_data.join("pki/ca.pem");
+    let mut mef = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
+        .args(["mef", "serve", "--data", mef_data, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--trust-anchor", cse_ca.to_str().unwrap(), "--log", "warn"])
+        .arg("--target-cse-base")
+        .arg(format!("https://127.0.0.1:{}/cse-in", s.tls_addr.port()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(mef.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().trim() == "ready" {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _mef = Kill(mef);
+
+    let kpm_id = "factory-0006@mef.m2mtrust.example";
+    add_psk_enrollee(mef_data, kpm_id, "Csensor6");
+    let devdir = tempfile::tempdir().unwrap();
+    let dev = devdir.path().join("dev");
+    let dev = dev.to_str().unwrap();
+    let kpm = kpm_file(devdir.path(), KPM);
+    let (code, out, err) = m2mtrust(&[
+        "enrol",
+        "--data",
+        dev,
+        "--mef",
+        &format!("https://127.0.0.1:{port}"),
+        "--kpm-id",
+        kpm_id,
+        "--kpm-file",
+        &kpm,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The CSE has never seen this key...
+    let cse_data_s = cse_data.to_str().unwrap();
+    let (_, list, _) = m2mtrust(&["credential", "list", "--data", cse_data_s]);
+    assert!(!list.contains("@mef.m2mtrust.example"), "{list}");
+    // ...fetches it from the MEF at the handshake, binds the AE-ID the MEF assigned, keeps it.
+    let (code, out) = create_ae(&s, dev, "Csensor6", "sensor6", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"aei\": \"Csensor6\""), "{out}");
+    let (code, out) = retrieve(&s, dev, "Cintruder", "sensor6", &[]);
+    assert_eq!(code, 1, "{out}");
+    let (_, list, _) = m2mtrust(&["credential", "list", "--data", cse_data_s]);
+    let line = list
+        .lines()
+        .find(|l| l.contains("@mef.m2mtrust.example"))
+        .unwrap_or_else(|| panic!("fetched key not kept:\n{list}"));
+    assert!(line.contains("Csensor6"), "{line}");
+    // A KeID the MEF never issued is refused at the handshake (the MEF answers Status False).
+    let url = format!("https://127.0.0.1:{}/cse-in", s.tls_addr.port());
+    let (code, out, err) = m2mtrust(&[
+        "request",
+        "--to",
+        &url,
+        "--from",
+        "Csensor6",
+        "--op",
+        "retrieve",
+        "--psk-id",
+        "00000000000000000000000000000000@mef.m2mtrust.example",
+        "--key-hex",
+        "000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+}

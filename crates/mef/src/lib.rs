@@ -23,7 +23,9 @@ pub mod est;
 pub mod exchange;
 mod mef;
 pub mod procedures;
+pub mod remote;
 pub mod server;
+pub mod session;
 pub mod target;
 pub mod wire;
 

@@ -1,0 +1,1 @@
+//! The device side of the MEF procedures over a MEF session.
