@@ -130,6 +130,9 @@ pub struct RegistrarSection {
     pub psk_id: Option<String>,
     /// `registrar.psk_key_file`: file holding that key in hex.
     pub psk_key_file: Option<PathBuf>,
+    /// `registrar.enrolment`: a data folder `m2mtrust enrol` filled for this CSE (usually its own
+    /// data folder): register with the key the MEF provisioned (psk_identity = KeID).
+    pub enrolment: Option<PathBuf>,
     /// `registrar.cert`: PEM certificate chain (a CSE-ID certificate).
     pub cert: Option<PathBuf>,
     /// `registrar.key`: its PEM private key.

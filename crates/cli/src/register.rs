@@ -59,15 +59,33 @@ async fn register_once(me: &Registree, reg: &RegistrarSection) -> Result<&'stati
         .psk_key_file
         .as_ref()
         .map(|f| format!("@{}", f.display()));
-    let options = crate::request::client_options(
-        reg.psk_id.as_deref(),
-        key_hex.as_deref(),
-        reg.cert.as_deref(),
-        reg.key.as_deref(),
-        reg.ca.as_deref(),
-        reg.server_name.as_deref(),
-    )
-    .map_err(Fatal)?;
+    let options = match &reg.enrolment {
+        Some(dir) => {
+            let device =
+                crate::enrol::load(dir).map_err(|e| Fatal(format!("registrar.enrolment: {e}")))?;
+            let (kpsa_id, key) = device
+                .psk
+                .ok_or_else(|| Fatal("registrar.enrolment holds no key".into()))?;
+            let mut options =
+                m2mtrust_client::ClientOptions::new(m2mtrust_client::Credential::Psk {
+                    kpsa_id,
+                    key,
+                });
+            if let Some(name) = &reg.server_name {
+                options = options.with_server_name(name);
+            }
+            options
+        }
+        None => crate::request::client_options(
+            reg.psk_id.as_deref(),
+            key_hex.as_deref(),
+            reg.cert.as_deref(),
+            reg.key.as_deref(),
+            reg.ca.as_deref(),
+            reg.server_name.as_deref(),
+        )
+        .map_err(Fatal)?,
+    };
     let client = Client::new(&reg.url, options).map_err(|e| Fatal(e.to_string()))?;
     // Step 001: From = our CSE-ID; csi and cb (absolute address of our <CSEBase>).
     let csr = json!({"m2m:csr": {

@@ -489,3 +489,77 @@ fn standalone_mef_and_a_cse_that_fetches_the_key() {
     ]);
     assert_eq!(code, 1, "{out}{err}");
 }
+
+/// A field CSE without provisioning (seed 001): it enrols with a factory key assigned a CSE-ID,
+/// receives its securityProfile, and registers with the IN-CSE using the provisioned key.
+#[test]
+fn an_mn_cse_enrols_then_registers_with_the_provisioned_key() {
+    let in_dir = tempfile::tempdir().unwrap();
+    let in_cse = Server::start(in_dir.path(), &[]);
+    let in_data = in_dir.path().to_str().unwrap();
+    let kpm_id = "gateway-0007@mef.m2mtrust.example";
+    let (code, out, err) = m2mtrust(&[
+        "mef",
+        "enrollee",
+        "add",
+        "--data",
+        in_data,
+        "--kpm-id",
+        kpm_id,
+        "--kpm-hex",
+        KPM,
+        "--assign-cse-id",
+        "/id-mn",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mn_dir = tempfile::tempdir().unwrap();
+    let data = mn_dir.path().join("data");
+    let kpm = kpm_file(mn_dir.path(), KPM);
+    let (code, out, err) = m2mtrust(&[
+        "enrol",
+        "--data",
+        data.to_str().unwrap(),
+        "--mef",
+        &mef_url(&in_cse),
+        "--kpm-id",
+        kpm_id,
+        "--kpm-file",
+        &kpm,
+        "--node-id",
+        "urn:dev:ops:gateway-0007",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("enrolment.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        stored["securityProfile"]["enroleeID"],
+        serde_json::json!(["/id-mn"])
+    );
+    assert_eq!(stored["securityProfile"]["cse"], serde_json::json!(true));
+    let config = mn_dir.path().join("mn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cse]\ncse_id = \"/id-mn\"\ncse_base_name = \"cse-mn\"\n\n[registrar]\nurl = \"https://127.0.0.1:{}/cse-in\"\ncse_id = \"/id-in\"\nenrolment = \"{}\"\n",
+            in_cse.tls_addr.port(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    let _mn = Server::start_command("cse", &data, &["--config", config.to_str().unwrap()]);
+    let start = std::time::Instant::now();
+    loop {
+        let r = in_cse.call("GET", "/cse-in/id-mn", Some("CAdmin"), None, None);
+        if r.rsc() == 2000 {
+            assert_eq!(r.json()["m2m:csr"]["csi"], "/id-mn");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the MN-CSE did not register: {}",
+            r.body
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
