@@ -15,13 +15,30 @@ pub enum Workload {
     /// times, delete the AE.
     #[value(name = "W1")]
     W1,
+    /// Enrol a device with an M2M Enrolment Function again and again (TS-0003 §8.3.2.1 PPSK
+    /// RSPF): TCP connect, TLS-PSK bootstrap handshake with the factory Kpm, Enrolment
+    /// Exchange; N enrolments in all per clients value, each on a new connection.
+    #[value(name = "enrol")]
+    #[serde(rename = "enrol")]
+    Enrol,
+}
+
+impl Workload {
+    /// The name `--workload` takes and the report prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::W1 => "W1",
+            Workload::Enrol => "enrol",
+        }
+    }
 }
 
 /// `m2mtrust bench` arguments.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// CSEBase URL of the CSE under test: `http://...`, or `https://...` with a PSK
-    /// (`--psk-id` and its key) or a client certificate (`--cert`, `--key`, `--ca`).
+    /// (`--psk-id` and its key) or a client certificate (`--cert`, `--key`, `--ca`). With
+    /// `--workload enrol`, the MEF's address instead: `https://host:port`.
     #[arg(
         long,
         value_name = "URL",
@@ -33,13 +50,15 @@ pub struct BenchArgs {
     #[arg(long, value_enum, ignore_case = true, default_value = "W1")]
     pub workload: Workload,
 
-    /// Requests per measured phase (e.g. N creates, then N retrieves).
+    /// Requests per measured phase (e.g. N creates, then N retrieves); with `--workload enrol`,
+    /// enrolments per clients value.
     #[arg(short = 'n', long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
 
-    /// Concurrent clients, each on its own keep-alive connection; a comma list such as `1,8`
-    /// runs the workload once per value and reports each.
+    /// Concurrent clients, each on its own keep-alive connection (enrol: each enrolling one
+    /// device at a time, on a new connection per enrolment); a comma list such as `1,8` runs
+    /// the workload once per value and reports each.
     #[arg(short = 'c', long, value_name = "C[,C...]", value_delimiter = ',', default_value = "1",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub clients: Vec<u32>,
@@ -62,7 +81,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub keep: bool,
 
-    /// Per-request timeout: seconds, or a number with an `ms` or `s` suffix.
+    /// Per-request timeout (per enrolment with `--workload enrol`): seconds, or a number with
+    /// an `ms` or `s` suffix.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
 
@@ -81,6 +101,44 @@ pub struct BenchArgs {
     /// HTTPS credentials.
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    /// Bootstrap credential of `--workload enrol`.
+    #[command(flatten)]
+    pub enrol: EnrolArgs,
+}
+
+/// The factory bootstrap credential `--workload enrol` enrols with (TS-0003 §8.3.2.1 PPSK
+/// RSPF): the KpmID is the TLS-PSK identity and Kpm the key of every bootstrap handshake.
+/// The MEF must know it (`m2mtrust mef enrollee add`); each enrolment gets a fresh KeID.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Enrolment (--workload enrol)")]
+pub struct EnrolArgs {
+    /// KpmID of the factory credential (`name@mef.fqdn`), sent as the TLS-PSK identity of
+    /// every bootstrap handshake.
+    #[arg(long, value_name = "KPM_ID")]
+    pub kpm_id: Option<String>,
+
+    /// File holding Kpm, the key of `--kpm-id`, in hex (surrounding whitespace is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub kpm_file: Option<PathBuf>,
+
+    /// FQDN of the MEF: the TLS server name and the issuer part of every KeID [default: the
+    /// FQDN part of `--kpm-id`].
+    #[arg(long, value_name = "FQDN")]
+    pub mef_name: Option<String>,
+}
+
+impl EnrolArgs {
+    /// The first enrolment flag given, to name it in an error.
+    pub(crate) fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--kpm-id", self.kpm_id.is_some()),
+            ("--kpm-file", self.kpm_file.is_some()),
+            ("--mef-name", self.mef_name.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
 }
 
 /// HTTPS credentials: a TLS-PSK (TS-0003 §8.2.2.1) or a client certificate (§8.2.2.2). Only

@@ -1,5 +1,7 @@
 //! Errors that stop a bench run.
 
+use crate::report::PhaseReport;
+
 /// Why a bench run could not produce a report.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -75,7 +77,8 @@ pub enum BenchError {
         reason: String,
     },
 
-    /// No request of a whole run succeeded, which points at the CSE or the arguments, not at load.
+    /// No request (or enrolment) of a whole run succeeded, which points at the server or the
+    /// arguments, not at load.
     #[error("every request failed with {clients} client(s): {summary}")]
     AllFailed {
         /// Concurrency of the failed run.
@@ -95,6 +98,23 @@ pub enum BenchError {
     /// The report could not be encoded as JSON.
     #[error("encoding the report as JSON failed: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl BenchError {
+    /// [`BenchError::AllFailed`] for a run whose `phases` had no success, naming every error
+    /// kind with its count and first example.
+    pub(crate) fn all_failed(clients: u32, phases: &[PhaseReport]) -> Self {
+        let summary = phases
+            .iter()
+            .flat_map(|p| p.error_kinds.iter().map(move |e| (p.phase, e)))
+            .map(|(phase, e)| match &e.example {
+                Some(dbg) => format!("{phase}: {} x {} ({dbg})", e.count, e.kind),
+                None => format!("{phase}: {} x {}", e.count, e.kind),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        BenchError::AllFailed { clients, summary }
+    }
 }
 
 fn dbg_suffix(dbg: &Option<String>) -> String {

@@ -1,11 +1,13 @@
-//! Load tool for oneM2M HTTP CSEs.
+//! Load tool for oneM2M HTTP CSEs and M2M Enrolment Functions.
 //!
 //! Drives any CSE by URL with a named workload and reports throughput and latency per phase,
 //! so the same numbers can be taken from m2mtrust and from other CSEs and compared side by side.
 //! Over `https://` it authenticates with a TLS-PSK or a client certificate (TS-0003 §8.2.2).
+//! Workload `enrol` drives a MEF instead: complete PSK enrolments (TS-0003 §8.3.2.1) per second.
 
 mod args;
 mod client;
+mod enrol;
 mod error;
 mod progress;
 mod report;
@@ -14,39 +16,77 @@ mod tls;
 mod w1;
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 
 use hyper_util::client::legacy::connect::Connect;
 
-pub use args::{BenchArgs, SecretText, TlsArgs, Workload};
+pub use args::{BenchArgs, EnrolArgs, SecretText, TlsArgs, Workload};
 pub use error::BenchError;
-pub use report::{Cleanup, ErrorCount, Latency, Phase, PhaseReport, Report, RunReport};
+pub use report::{
+    Cleanup, EnrolRunReport, ErrorCount, Latency, Phase, PhaseReport, Report, RunReport,
+};
 
 use client::{Connections, Counting, Target};
 use tls::Security;
 
 /// Runs the workload, prints progress (indicatif, to stderr, hidden when stderr is not a terminal
 /// or with `--quiet`) and a report table (or JSON with `--json`) to stdout; returns the report.
+///
+/// Failed requests or enrolments are counted in the report ([`Report::errors`]); a run in which
+/// none succeeded is [`BenchError::AllFailed`].
 pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
-    let target = Target::parse(&args.url)?;
-    let connections = Connections::default();
-    let report = match Security::from_args(&args.tls, &target)? {
-        Security::Plain => {
-            let connector = client::http_connector(args.timeout);
-            let connector = Counting::new(connector, connections.clone());
-            run_with(args, &target, connector, &connections).await?
-        }
-        Security::Tls(settings) => {
-            let connector = tls::HttpsConnector::new(settings, args.timeout)?;
-            let connector = Counting::new(connector, connections.clone());
-            run_with(args, &target, connector, &connections).await?
-        }
+    let report = match args.workload {
+        Workload::W1 => run_requests(args).await?,
+        Workload::Enrol => run_enrolments(args).await?,
     };
     print_report(&report, args.json)?;
     Ok(report)
 }
 
-/// Runs every requested clients value over one connector type, which counts the connections
-/// it opens in `connections`.
+/// W1 over http or https.
+async fn run_requests(args: &BenchArgs) -> Result<Report, BenchError> {
+    if let Some(flag) = args.enrol.first_given() {
+        return Err(BenchError::InvalidArgument {
+            what: flag,
+            reason: "only used by --workload enrol".into(),
+        });
+    }
+    let target = Target::parse(&args.url)?;
+    let connections = Connections::default();
+    match Security::from_args(&args.tls, &target)? {
+        Security::Plain => {
+            let connector = client::http_connector(args.timeout);
+            let connector = Counting::new(connector, connections.clone());
+            run_with(args, &target, connector, &connections).await
+        }
+        Security::Tls(settings) => {
+            let connector = tls::HttpsConnector::new(settings, args.timeout)?;
+            let connector = Counting::new(connector, connections.clone());
+            run_with(args, &target, connector, &connections).await
+        }
+    }
+}
+
+/// The enrol workload, once per requested clients value.
+async fn run_enrolments(args: &BenchArgs) -> Result<Report, BenchError> {
+    let settings = Arc::new(enrol::Settings::from_args(args).await?);
+    let hide_progress = args.quiet || !std::io::stderr().is_terminal();
+    let mut enrol_runs = Vec::with_capacity(args.clients.len());
+    for &clients in &args.clients {
+        enrol_runs.push(enrol::run(&settings, clients, hide_progress).await?);
+    }
+    Ok(Report {
+        label: args.label.clone(),
+        url: settings.url().to_owned(),
+        workload: Workload::Enrol,
+        count: args.count,
+        runs: Vec::new(),
+        enrol_runs,
+    })
+}
+
+/// Runs W1 for every requested clients value over one connector type, which counts the
+/// connections it opens in `connections`.
 async fn run_with<C>(
     args: &BenchArgs,
     target: &Target,
@@ -60,26 +100,23 @@ where
     let hide_progress = args.quiet || !std::io::stderr().is_terminal();
     let mut runs = Vec::with_capacity(args.clients.len());
     for &clients in &args.clients {
-        let run = match args.workload {
-            Workload::W1 => {
-                w1::run(
-                    &settings,
-                    clients,
-                    connector.clone(),
-                    connections,
-                    hide_progress,
-                )
-                .await?
-            }
-        };
+        let run = w1::run(
+            &settings,
+            clients,
+            connector.clone(),
+            connections,
+            hide_progress,
+        )
+        .await?;
         runs.push(run);
     }
     Ok(Report {
         label: args.label.clone(),
         url: target.base.clone(),
-        workload: args.workload,
+        workload: Workload::W1,
         count: args.count,
         runs,
+        enrol_runs: Vec::new(),
     })
 }
 

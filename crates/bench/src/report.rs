@@ -15,21 +15,43 @@ pub struct Report {
     pub url: String,
     /// Workload that ran.
     pub workload: Workload,
-    /// Requests per measured phase.
+    /// Requests per measured phase (W1), or enrolments per run (enrol).
     pub count: u64,
-    /// One run per `--clients` value, in the order given.
+    /// One run per `--clients` value, in the order given (W1; empty for enrol).
     pub runs: Vec<RunReport>,
+    /// One run per `--clients` value, in the order given (enrol; empty for W1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enrol_runs: Vec<EnrolRunReport>,
 }
 
 impl Report {
-    /// Failed requests over all runs and phases, for an exit status.
+    /// Failed requests (and failed enrolments) over all runs and phases, for an exit status.
     pub fn errors(&self) -> u64 {
-        self.runs
+        let requests: u64 = self
+            .runs
             .iter()
             .flat_map(|r| &r.phases)
             .map(|p| p.errors)
-            .sum()
+            .sum();
+        let enrolments: u64 = self.enrol_runs.iter().map(|r| r.enrol.errors).sum();
+        requests + enrolments
     }
+}
+
+/// One pass of the enrol workload at a given concurrency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrolRunReport {
+    /// Concurrent clients.
+    pub clients: u32,
+    /// KpmID every enrolment bootstrapped with.
+    pub kpm_id: String,
+    /// FQDN of the MEF, the issuer part of every KeID.
+    pub mef_name: String,
+    /// The enrolments, as phase [`Phase::Enrol`]: `ok` counts completed enrolments (Enrolment
+    /// End received, its KeID matching the session's), `req_per_s` completed enrolments per
+    /// second, latency runs from the TCP connect to the Enrolment End, and `connections` counts
+    /// the TCP connections opened, one per attempt that reached the MEF.
+    pub enrol: PhaseReport,
 }
 
 /// One pass of the workload at a given concurrency.
@@ -78,6 +100,8 @@ pub enum Phase {
     Create,
     /// Retrieving the latest contentInstance.
     Retrieve,
+    /// Complete enrolments: connect, bootstrap handshake, Enrolment Exchange.
+    Enrol,
 }
 
 impl fmt::Display for Phase {
@@ -85,6 +109,7 @@ impl fmt::Display for Phase {
         f.pad(match self {
             Phase::Create => "create",
             Phase::Retrieve => "retrieve",
+            Phase::Enrol => "enrol",
         })
     }
 }
@@ -116,7 +141,8 @@ pub struct PhaseReport {
 /// One kind of error and how often it occurred.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorCount {
-    /// e.g. `HTTP 403 RSC 4103`, or the transport error.
+    /// e.g. `HTTP 403 RSC 4103`, or the transport error; for enrolments e.g.
+    /// `bootstrap wrong_kpm` or `MEF RSC 4103`.
     pub kind: String,
     /// Occurrences.
     pub count: u64,
@@ -129,6 +155,9 @@ pub struct ErrorCount {
 pub struct Latency {
     /// Median.
     pub p50_ms: f64,
+    /// 90th percentile; 0 in reports written before it was added.
+    #[serde(default)]
+    pub p90_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
     /// Slowest request.
@@ -137,11 +166,27 @@ pub struct Latency {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "workload {:?} on {}, {} requests per phase",
-            self.workload, self.url, self.count
-        )?;
+        match self.workload {
+            Workload::W1 => write!(
+                f,
+                "workload {} on {}, {} requests per phase",
+                self.workload.name(),
+                self.url,
+                self.count
+            )?,
+            Workload::Enrol => {
+                write!(
+                    f,
+                    "workload {} on {}, {} enrolments per run",
+                    self.workload.name(),
+                    self.url,
+                    self.count
+                )?;
+                if let Some(run) = self.enrol_runs.first() {
+                    write!(f, " as {} with MEF {}", run.kpm_id, run.mef_name)?;
+                }
+            }
+        }
         if let Some(label) = &self.label {
             write!(f, " [{label}]")?;
         }
@@ -151,6 +196,16 @@ impl fmt::Display for Report {
             .label
             .as_ref()
             .map(|l| l.chars().count().max("label".len()));
+        match self.workload {
+            Workload::W1 => self.fmt_requests(f, label_width),
+            Workload::Enrol => self.fmt_enrolments(f, label_width),
+        }
+    }
+}
+
+impl Report {
+    /// The W1 table: one row per run and phase, then errors, connections and cleanup.
+    fn fmt_requests(&self, f: &mut fmt::Formatter<'_>, label_width: Option<usize>) -> fmt::Result {
         if let Some(w) = label_width {
             write!(f, "{:<w$}  ", "label")?;
         }
@@ -225,6 +280,77 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+
+    /// The enrol table: one row per run, then failures and what the runs left in the MEF.
+    fn fmt_enrolments(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        label_width: Option<usize>,
+    ) -> fmt::Result {
+        if let Some(w) = label_width {
+            write!(f, "{:<w$}  ", "label")?;
+        }
+        writeln!(
+            f,
+            "{:>7}  {:>7}  {:>6}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>5}",
+            "clients",
+            "ok",
+            "errors",
+            "elapsed_s",
+            "enrol/s",
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "max_ms",
+            "conns"
+        )?;
+        for run in &self.enrol_runs {
+            let e = &run.enrol;
+            if let (Some(w), Some(label)) = (label_width, &self.label) {
+                write!(f, "{label:<w$}  ")?;
+            }
+            write!(
+                f,
+                "{:>7}  {:>7}  {:>6}  {:>9.3}  {:>9.1}",
+                run.clients,
+                e.ok,
+                e.errors,
+                e.elapsed_ms / 1000.0,
+                e.req_per_s
+            )?;
+            match &e.latency {
+                Some(l) => write!(
+                    f,
+                    "  {:>8.3}  {:>8.3}  {:>8.3}  {:>8.3}",
+                    l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+                )?,
+                None => write!(f, "  {:>8}  {:>8}  {:>8}  {:>8}", "-", "-", "-", "-")?,
+            }
+            writeln!(f, "  {:>5}", e.connections)?;
+        }
+        for run in &self.enrol_runs {
+            for e in &run.enrol.error_kinds {
+                write!(
+                    f,
+                    "errors (c={} {}): {} x {}",
+                    run.clients, run.enrol.phase, e.count, e.kind
+                )?;
+                match &e.example {
+                    Some(example) => writeln!(f, ": {example}")?,
+                    None => writeln!(f)?,
+                }
+            }
+        }
+        let enrolled: u64 = self.enrol_runs.iter().map(|r| r.enrol.ok).sum();
+        if enrolled > 0 {
+            // Enrolments are not undone: the MEF keeps each Ke record until it expires.
+            writeln!(
+                f,
+                "left behind: {enrolled} enrolment(s) recorded by the MEF (ke:<KeID> records)"
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -256,6 +382,7 @@ mod tests {
                         req_per_s: 5.67,
                         latency: Some(Latency {
                             p50_ms: 1.2345,
+                            p90_ms: 5.0,
                             p99_ms: 9.0,
                             max_ms: 12.0,
                         }),
@@ -274,6 +401,41 @@ mod tests {
                 ],
                 cleanup: Cleanup::DeletedByAdmin,
                 connections: 8,
+            }],
+            enrol_runs: vec![],
+        }
+    }
+
+    fn enrol_sample() -> Report {
+        Report {
+            label: None,
+            url: "https://127.0.0.1:8444".into(),
+            workload: Workload::Enrol,
+            count: 40,
+            runs: vec![],
+            enrol_runs: vec![EnrolRunReport {
+                clients: 4,
+                kpm_id: "factory-1@mef.m2mtrust.example".into(),
+                mef_name: "mef.m2mtrust.example".into(),
+                enrol: PhaseReport {
+                    phase: Phase::Enrol,
+                    ok: 38,
+                    errors: 2,
+                    error_kinds: vec![ErrorCount {
+                        kind: "bootstrap wrong_kpm".into(),
+                        count: 2,
+                        example: Some("wrong Kpm: the pre-shared keys differ".into()),
+                    }],
+                    elapsed_ms: 2000.0,
+                    req_per_s: 19.0,
+                    latency: Some(Latency {
+                        p50_ms: 10.0,
+                        p90_ms: 20.0,
+                        p99_ms: 30.0,
+                        max_ms: 40.0,
+                    }),
+                    connections: 40,
+                },
             }],
         }
     }
@@ -305,6 +467,44 @@ mod tests {
         assert_eq!(json["workload"], "W1");
         assert_eq!(json["runs"][0]["phases"][0]["phase"], "create");
         assert_eq!(json["runs"][0]["cleanup"]["status"], "deleted_by_admin");
+        assert!(json.get("enrol_runs").is_none(), "{json}");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+    }
+
+    #[test]
+    fn enrol_table_lists_percentiles_and_failures() {
+        let report = enrol_sample();
+        let text = report.to_string();
+        assert!(
+            text.starts_with(
+                "workload enrol on https://127.0.0.1:8444, 40 enrolments per run as \
+                 factory-1@mef.m2mtrust.example with MEF mef.m2mtrust.example\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("      4       38       2      2.000       19.0    10.000    20.000    30.000    40.000     40\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "errors (c=4 enrol): 2 x bootstrap wrong_kpm: wrong Kpm: the pre-shared keys differ"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("left behind: 38 enrolment(s)"), "{text}");
+        assert!(!text.contains("cleanup"), "{text}");
+        assert_eq!(report.errors(), 2);
+    }
+
+    #[test]
+    fn enrol_json_round_trips() {
+        let report = enrol_sample();
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["workload"], "enrol");
+        assert_eq!(json["enrol_runs"][0]["enrol"]["phase"], "enrol");
+        assert_eq!(json["enrol_runs"][0]["enrol"]["latency"]["p90_ms"], 20.0);
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back, report);
     }

@@ -125,19 +125,18 @@ fn psk_config(tls: &TlsArgs) -> Result<ClientConfig, BenchError> {
         }
         (Some(hex), None) => PskKey::from_hex(hex.expose_secret().trim())
             .map_err(|e| invalid("--psk-key-hex", e.to_string()))?,
-        (None, Some(path)) => {
-            let text = read("--psk-key-file", path)?;
-            let hex = std::str::from_utf8(&text).map_err(|_| {
-                invalid(
-                    "--psk-key-file",
-                    format!("{} does not hold hex text", path.display()),
-                )
-            })?;
-            PskKey::from_hex(hex.trim())
-                .map_err(|e| invalid("--psk-key-file", format!("{}: {e}", path.display())))?
-        }
+        (None, Some(path)) => key_file("--psk-key-file", path)?,
     };
     Ok(ClientConfig::psk(kpsa_id, key))
+}
+
+/// Reads a PSK kept in `path` as hex (surrounding whitespace ignored); errors name the flag
+/// `what` and the file, never the key.
+pub(crate) fn key_file(what: &'static str, path: &Path) -> Result<PskKey, BenchError> {
+    let text = read(what, path)?;
+    let hex = std::str::from_utf8(&text)
+        .map_err(|_| invalid(what, format!("{} does not hold hex text", path.display())))?;
+    PskKey::from_hex(hex.trim()).map_err(|e| invalid(what, format!("{}: {e}", path.display())))
 }
 
 fn certificate_config(tls: &TlsArgs) -> Result<ClientConfig, BenchError> {

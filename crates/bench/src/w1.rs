@@ -1,6 +1,5 @@
 //! Workload W1: AE + container, then N contentInstance creates and N latest retrieves.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,8 +15,9 @@ use tokio::task::JoinSet;
 use crate::args::BenchArgs;
 use crate::client::{Connections, CseClient, Reply, RequestIds, Target};
 use crate::error::BenchError;
-use crate::report::{Cleanup, ErrorCount, Phase, PhaseReport, RunReport};
-use crate::{progress, stats};
+use crate::progress;
+use crate::report::{Cleanup, Phase, PhaseReport, RunReport};
+use crate::stats::Tally;
 
 const STEP_AE: &str = "registering the AE";
 const STEP_CNT: &str = "creating the container";
@@ -217,16 +217,7 @@ where
     let phases = measured?;
 
     if phases.iter().all(|p| p.ok == 0) {
-        let summary = phases
-            .iter()
-            .flat_map(|p| p.error_kinds.iter().map(move |e| (p.phase, e)))
-            .map(|(phase, e)| match &e.example {
-                Some(dbg) => format!("{phase}: {} x {} ({dbg})", e.count, e.kind),
-                None => format!("{phase}: {} x {}", e.count, e.kind),
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(BenchError::AllFailed { clients, summary });
+        return Err(BenchError::all_failed(clients, &phases));
     }
 
     Ok(RunReport {
@@ -288,34 +279,6 @@ struct PhaseRequest {
     status: StatusCode,
 }
 
-/// Per-client results, merged after the phase so workers never contend on shared counters.
-#[derive(Default)]
-struct Tally {
-    micros: Vec<u32>,
-    errors: BTreeMap<String, (u64, Option<String>)>,
-}
-
-impl Tally {
-    fn error(&mut self, kind: String, example: impl FnOnce() -> Option<String>) {
-        let entry = self.errors.entry(kind).or_insert((0, None));
-        if entry.0 == 0 {
-            entry.1 = example();
-        }
-        entry.0 += 1;
-    }
-
-    fn merge(&mut self, other: Tally) {
-        self.micros.extend(other.micros);
-        for (kind, (count, example)) in other.errors {
-            let entry = self.errors.entry(kind).or_insert((0, None));
-            entry.0 += count;
-            if entry.1.is_none() {
-                entry.1 = example;
-            }
-        }
-    }
-}
-
 /// Sends `count` requests spread over all clients, each client sending one at a time.
 async fn measure<C>(
     phase: Phase,
@@ -354,10 +317,7 @@ where
                     )
                     .await;
                 match sent {
-                    Ok(reply) if reply.is(request.rsc, request.status) => {
-                        let micros = u32::try_from(reply.latency.as_micros()).unwrap_or(u32::MAX);
-                        tally.micros.push(micros);
-                    }
+                    Ok(reply) if reply.is(request.rsc, request.status) => tally.ok(reply.latency),
                     Ok(reply) => tally.error(reply.kind(), || reply.dbg()),
                     Err(err) => tally.error(err.to_string(), || None),
                 }
@@ -373,31 +333,7 @@ where
     let elapsed = started.elapsed();
     let opened = connections.count().saturating_sub(opened_before);
     bar.finish_and_clear();
-
-    let ok = total.micros.len() as u64;
-    let mut error_kinds: Vec<ErrorCount> = total
-        .errors
-        .into_iter()
-        .map(|(kind, (count, example))| ErrorCount {
-            kind,
-            count,
-            example,
-        })
-        .collect();
-    error_kinds.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.kind.cmp(&b.kind)));
-    let secs = elapsed.as_secs_f64();
-    let rate = if secs > 0.0 { ok as f64 / secs } else { 0.0 };
-    Ok(PhaseReport {
-        phase,
-        ok,
-        errors: error_kinds.iter().map(|e| e.count).sum(),
-        error_kinds,
-        // Rounded: digits beyond microseconds are noise and clutter the JSON.
-        elapsed_ms: (secs * 1e6).round() / 1e3,
-        req_per_s: (rate * 100.0).round() / 100.0,
-        latency: stats::summarize(total.micros),
-        connections: opened,
-    })
+    Ok(total.into_phase(phase, elapsed, opened))
 }
 
 /// Deletes the AE (and so everything below it) as itself, falling back to the admin originator.
@@ -451,21 +387,5 @@ mod tests {
             let con = body["m2m:cin"]["con"].as_str().unwrap();
             assert!((20..=50).contains(&con.len()), "{con}");
         }
-    }
-
-    #[test]
-    fn tally_keeps_first_example_and_sums() {
-        let mut a = Tally::default();
-        a.error("HTTP 403 RSC 4103".into(), || Some("first".into()));
-        a.error("HTTP 403 RSC 4103".into(), || Some("second".into()));
-        let mut b = Tally::default();
-        b.error("HTTP 403 RSC 4103".into(), || Some("third".into()));
-        b.micros.push(5);
-        a.merge(b);
-        assert_eq!(
-            a.errors.get("HTTP 403 RSC 4103"),
-            Some(&(3, Some("first".to_owned())))
-        );
-        assert_eq!(a.micros, vec![5]);
     }
 }

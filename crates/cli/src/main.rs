@@ -36,7 +36,8 @@ enum Command {
     Up(ServeArgs),
     /// Run a CSE alone, usually from a configuration file.
     Cse(ServeArgs),
-    /// Load-test any oneM2M HTTP CSE with a named workload and print req/s and latency percentiles.
+    /// Load-test any oneM2M HTTP CSE with a named workload (w1), or a MEF with complete device
+    /// enrolments (enrol), and print rates and latency percentiles.
     Bench(m2mtrust_bench::BenchArgs),
     /// Send one request primitive to a CSE over a security association and print the answer.
     ///
