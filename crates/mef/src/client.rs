@@ -440,14 +440,7 @@ async fn est_enrol(
 }
 
 fn ders_to_pem(ders: &[Vec<u8>]) -> Result<String, EnrolError> {
-    let mut out = String::new();
-    for der in ders {
-        let cert =
-            openssl::x509::X509::from_der(der).map_err(|e| EnrolError::Est(e.to_string()))?;
-        let pem = cert.to_pem().map_err(|e| EnrolError::Est(e.to_string()))?;
-        out.push_str(&String::from_utf8_lossy(&pem));
-    }
-    Ok(out)
+    crate::session::ders_to_pem(ders).map_err(EnrolError::Est)
 }
 
 /// The certificate profile the CSR must follow, from the identity attribute the MEF asked for

@@ -10,8 +10,10 @@
 //!
 //! [`Bootstrap`] is the MEF side, [`bootstrap`] the enrolee (MEF client) side. The MEF learns
 //! what it may provision from [`Enrollees`], the operator's pre-registered bootstrap
-//! credentials. The Enrolment Exchange that follows on the returned stream is not part of this
-//! crate yet.
+//! credentials. On the bootstrapped session, [`server::MefService`] serves the Enrolment
+//! Exchange ([`exchange`]), EST ([`est`]), `/fetchCredentials` and the MEF procedures
+//! ([`procedures`]); [`client`] and [`session`] are the device side, [`remote`] the target
+//! CSE's fetch, [`target`] what an enrolment stores. The wire format is in `docs/mef.md`.
 //!
 //! Every accepted or refused bootstrap is logged as an audit event (target `audit`).
 
