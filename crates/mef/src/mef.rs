@@ -239,6 +239,7 @@ impl Bootstrap {
                         bound_ids: est.binding.bound_ids(),
                         certificate_authenticated: true,
                         connection_export,
+                        remote_key_id: None,
                     };
                     Ok((
                         stream,
@@ -274,6 +275,7 @@ impl Bootstrap {
             bound_ids,
             certificate_authenticated: est.kind == CredentialKind::Certificate,
             connection_export,
+            remote_key_id: None,
         };
         Ok((
             stream,

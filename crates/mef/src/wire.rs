@@ -46,6 +46,10 @@ pub struct Session {
     /// (RelativeKeyID bytes, key): the Key Value of a Key Registration without one (§8.3.5.2.7,
     /// digest §B.4).
     pub connection_export: Option<([u8; 16], SecretKey)>,
+    /// When the client authenticated with a remotely provisioned key (TS-0003 §8.8.2.3 step
+    /// 1a: its KeID as `psk_identity`, the key fetched from the MEF with SUID 21), that KeID;
+    /// a MAF Client Registration on such a session assigns a KmID.
+    pub remote_key_id: Option<String>,
 }
 
 impl fmt::Debug for Session {
@@ -59,6 +63,7 @@ impl fmt::Debug for Session {
                 "connection_export",
                 &self.connection_export.as_ref().map(|_| "<redacted>"),
             )
+            .field("remote_key_id", &self.remote_key_id)
             .finish()
     }
 }

@@ -138,6 +138,7 @@ fn session(client: &str) -> Session {
         bound_ids: vec![],
         certificate_authenticated: false,
         connection_export: Some((EXPORT_ID, export_key())),
+        remote_key_id: None,
     }
 }
 
