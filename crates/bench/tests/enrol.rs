@@ -97,6 +97,8 @@ async fn start_mef() -> Mef {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = MefConfig {
+        role: m2mtrust_mef::server::Role::Mef,
+        maf: None,
         target: TargetCse {
             cse_id: in_cse,
             sp_domain: SP.into(),

@@ -67,6 +67,9 @@ pub struct FileConfig {
     /// `[mef]`: the M2M Enrolment Function of `m2mtrust up`.
     #[serde(default)]
     pub mef: MefSection,
+    /// `[maf]`: the M2M Authentication Function of `m2mtrust up`.
+    #[serde(default)]
+    pub maf: MafSection,
 }
 
 /// `[mef]`: the M2M Enrolment Function (TS-0003 §8.3) that `m2mtrust up` runs next to the CSE.
@@ -98,6 +101,18 @@ pub struct RemoteMefSettings {
     pub fqdn: String,
     /// Trust anchor for its certificate.
     pub ca: PathBuf,
+}
+
+/// `[maf]`: the M2M Authentication Function (TS-0003 §8.8) that `m2mtrust up` runs next to the
+/// CSE; the CSE retrieves MAF-distributed keys from it (MAF-based SAEF, §8.2.2.3).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MafSection {
+    /// `maf.listen`: its TLS listener [default with `up`: 127.0.0.1:8445; `off` disables it].
+    pub listen: Option<String>,
+    /// `maf.fqdn`: its FQDN, the issuer part of every KmID and Key Identifier [default:
+    /// `maf.<SP domain>`].
+    pub fqdn: Option<String>,
 }
 
 /// Where the MEF listens.
@@ -290,6 +305,10 @@ pub struct Settings {
     pub mef_certificate_days: u32,
     /// A remote MEF to fetch enrolees' keys from.
     pub remote_mef: Option<RemoteMefSettings>,
+    /// The MAF listener (same rules as the MEF's).
+    pub maf_listen: MefListen,
+    /// The MAF's FQDN (validated).
+    pub maf_fqdn: Option<String>,
     /// Request body limit.
     pub max_body: usize,
     /// Commit durability.
@@ -321,6 +340,8 @@ pub struct Overrides {
     pub durability: Option<String>,
     /// `--mef`.
     pub mef: Option<String>,
+    /// `--maf`.
+    pub maf: Option<String>,
 }
 
 /// The default HTTPS address.
@@ -429,6 +450,19 @@ impl Settings {
                 Some(a) => MefListen::At(a),
             },
         };
+        let maf_listen = match o.maf.or(file.maf.listen.clone()) {
+            None => MefListen::Default,
+            Some(v) => match listen_addr(Some(v), "maf.listen")? {
+                None => MefListen::Off,
+                Some(a) => MefListen::At(a),
+            },
+        };
+        if let Some(f) = &file.maf.fqdn {
+            m2mtrust_crypto::Fqdn::parse(f).map_err(|e| ConfigError::Invalid {
+                key: "maf.fqdn",
+                message: format!("{f:?}: {e}"),
+            })?;
+        }
         if let Some(f) = &file.mef.fqdn {
             m2mtrust_crypto::Fqdn::parse(f).map_err(|e| ConfigError::Invalid {
                 key: "mef.fqdn",
@@ -558,6 +592,8 @@ impl Settings {
             mef_fqdn: file.mef.fqdn,
             mef_certificate_days,
             remote_mef,
+            maf_listen,
+            maf_fqdn: file.maf.fqdn,
             max_body,
             durability,
         })

@@ -10,6 +10,8 @@
 //! DIR/pki/mef.pem             the MEF's FQDN certificate chain
 //! DIR/pki/mef-key.sealed      its private key, sealed
 //! DIR/mef.sqlite              MEF client registrations, key registrations, commands
+//! DIR/pki/maf.pem, maf-key.sealed   the MAF's FQDN certificate and key
+//! DIR/maf.sqlite              MAF client registrations and key registrations (keys sealed)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -155,16 +157,19 @@ impl DataDir {
         Ok((issued.chain_pem, issued.key_pem))
     }
 
-    /// The MEF's FQDN certificate chain and key (`pki/mef.pem`, `pki/mef-key.sealed`, TS-0003
-    /// §10.1.1.6), issued by the development CA on first use (again when the FQDN changed).
-    pub fn mef_credentials(
+    /// A trust function's FQDN certificate chain and key (`pki/<name>.pem`,
+    /// `pki/<name>-key.sealed`, TS-0003 §10.1.1.6; `name` is `mef` or `maf`), issued by the
+    /// development CA on first use (again when the FQDN changed).
+    pub fn function_credentials(
         &self,
         sealer: &Sealer,
         ca: &DevCa,
+        name: &str,
         fqdn: &str,
     ) -> Result<(String, m2mtrust_crypto::PrivateKeyPem), String> {
-        let cert = self.root.join("pki/mef.pem");
-        let key = self.root.join("pki/mef-key.sealed");
+        let cert = self.root.join(format!("pki/{name}.pem"));
+        let key = self.root.join(format!("pki/{name}-key.sealed"));
+        let aad = format!("pki/{name}-key");
         if cert.exists() && key.exists() {
             let chain = String::from_utf8(read(&cert)?)
                 .map_err(|_| format!("{} is not PEM", cert.display()))?;
@@ -173,7 +178,7 @@ impl DataDir {
                 .unwrap_or_default();
             if names.iter().any(|n| n.eq_ignore_ascii_case(fqdn)) {
                 let key_pem = sealer
-                    .open(&read(&key)?, b"pki/mef-key")
+                    .open(&read(&key)?, aad.as_bytes())
                     .map_err(|e| format!("{}: {e}", key.display()))?;
                 let key_pem = String::from_utf8(key_pem.expose_bytes().to_vec())
                     .map_err(|_| format!("{} does not hold a PEM key", key.display()))?;
@@ -182,9 +187,9 @@ impl DataDir {
         }
         let issued = ca
             .issue(&CertProfile::Fqdn(fqdn.to_string()), DEV_CERT_DAYS)
-            .map_err(|e| format!("cannot issue the MEF certificate: {e}"))?;
+            .map_err(|e| format!("cannot issue the {name} certificate: {e}"))?;
         let sealed = sealer
-            .seal(issued.key_pem.expose_pem().as_bytes(), b"pki/mef-key")
+            .seal(issued.key_pem.expose_pem().as_bytes(), aad.as_bytes())
             .map_err(|e| e.to_string())?;
         write_private(&key, &sealed)?;
         std::fs::write(&cert, &issued.chain_pem)

@@ -70,6 +70,11 @@ pub struct EnrolArgs {
     /// The device's M2M-Node-ID, sent to the MEF.
     #[arg(long, value_name = "ID")]
     node_id: Option<String>,
+    /// Also enrol for the MAF at this address (`https://host:port`, default port 8445): the
+    /// device registers there with its remotely provisioned key and keeps the KmID it is
+    /// assigned (`m2mtrust maf register-key` then uses it).
+    #[arg(long, value_name = "URL")]
+    maf: Option<String>,
 }
 
 /// What `enrolment.json` holds.
@@ -82,6 +87,27 @@ pub struct StoredEnrolment {
     pub sealed_key: String,
     /// Whether `pki/device.pem` holds an enrolled certificate.
     pub certificate: bool,
+    /// The MAF master credential, when enrolled for a MAF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf: Option<StoredMaf>,
+}
+
+/// A MAF master credential kept by the device.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredMaf {
+    /// The MAF's FQDN.
+    pub maf_fqdn: String,
+    /// The administrating stakeholder registered with.
+    #[serde(rename = "adminFQDN")]
+    pub admin_fqdn: String,
+    /// The MAF Client Registration ID.
+    pub registration_id: String,
+    /// KmID.
+    #[serde(rename = "kmID")]
+    pub km_id: String,
+    /// Km sealed with the device's master key (AAD = KmID), base64.
+    pub sealed_km: String,
 }
 
 fn fail(msg: impl std::fmt::Display, code: u8) -> ExitCode {
@@ -99,7 +125,7 @@ pub async fn run(args: EnrolArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e, 2),
     };
-    let (addr, url_host) = match mef_address(&args.mef) {
+    let (addr, url_host) = match address(&args.mef, 8444) {
         Ok(a) => a,
         Err(e) => return fail(format!("--mef: {e}"), 2),
     };
@@ -126,10 +152,16 @@ pub async fn run(args: EnrolArgs) -> ExitCode {
         Err(e) => return fail(format!("cannot connect to the MEF at {addr}: {e}"), 1),
     };
     let _ = tcp.set_nodelay(true);
+    let maf_address = match args.maf.as_deref().map(|u| address(u, 8445)) {
+        Some(Ok((addr, _))) => Some(addr),
+        Some(Err(e)) => return fail(format!("--maf: {e}"), 2),
+        None => None,
+    };
     let options = EnrolOptions {
         node_id: args.node_id.clone(),
         location: None,
         certificate: args.certificate,
+        maf_address,
     };
     let enrolled = match enrol(tcp, &mef_name, credential, mef_trust, &options).await {
         Ok(e) => e,
@@ -145,6 +177,17 @@ pub async fn run(args: EnrolArgs) -> ExitCode {
     println!("  key ID       {}", p.key_id);
     println!("  target       {} ({})", p.target_id, p.cse_base_uri);
     println!("  expires      {}", p.expiration_time);
+    if let Some(m) = &enrolled.maf {
+        println!("  MAF KmID     {} ({})", m.km_id, m.maf_fqdn);
+    } else if args.maf.is_some() {
+        println!(
+            "  MAF          not enrolled: {}",
+            enrolled
+                .maf_error
+                .as_deref()
+                .unwrap_or("the MEF gave no MAF instruction")
+        );
+    }
     if enrolled.certificate.is_some() {
         println!(
             "  certificate  {}",
@@ -179,7 +222,7 @@ fn credential(args: &EnrolArgs) -> Result<(EnroleeCredential, Option<String>), S
 }
 
 /// `https://host[:port]` → (`host:port`, host).
-fn mef_address(url: &str) -> Result<(String, String), String> {
+fn address(url: &str, default_port: u16) -> Result<(String, String), String> {
     let rest = url
         .strip_prefix("https://")
         .ok_or("the MEF URL must start with https://")?;
@@ -192,7 +235,7 @@ fn mef_address(url: &str) -> Result<(String, String), String> {
             let port: u16 = p.parse().map_err(|_| format!("bad port {p:?}"))?;
             (h.to_owned(), port)
         }
-        _ => (authority.to_owned(), 8444),
+        _ => (authority.to_owned(), default_port),
     };
     Ok((
         format!("{host}:{port}"),
@@ -225,10 +268,27 @@ fn store(
         std::fs::copy(ca, &ca_path)
             .map_err(|e| format!("cannot copy {} to {}: {e}", ca.display(), ca_path.display()))?;
     }
+    let maf = match &enrolled.maf {
+        Some(m) => {
+            let km_id = m.km_id.to_string();
+            let sealed = sealer
+                .seal(m.km.expose_bytes(), km_id.as_bytes())
+                .map_err(|e| e.to_string())?;
+            Some(StoredMaf {
+                maf_fqdn: m.maf_fqdn.clone(),
+                admin_fqdn: m.admin_fqdn.clone(),
+                registration_id: m.registration_id.clone(),
+                km_id,
+                sealed_km: B64.encode(sealed),
+            })
+        }
+        None => None,
+    };
     let stored = StoredEnrolment {
         security_profile: p.clone(),
         sealed_key: B64.encode(sealed),
         certificate: enrolled.certificate.is_some(),
+        maf,
     };
     let json = serde_json::to_vec_pretty(&stored).map_err(|e| e.to_string())?;
     write_private(&dir.root().join("enrolment.json"), &json)
@@ -280,4 +340,170 @@ pub fn load(root: &Path) -> Result<DeviceCredentials, String> {
         certificate,
         ca,
     })
+}
+
+/// `m2mtrust maf register-key`.
+#[derive(Debug, Args)]
+pub struct RegisterKeyArgs {
+    /// The device's data folder (`m2mtrust enrol --maf` filled it).
+    #[arg(long, value_name = "DEVDIR", env = "M2MTRUST_DATA")]
+    data: PathBuf,
+    /// The MAF: `https://host:port` (default port 8445).
+    #[arg(long, value_name = "URL")]
+    maf: String,
+    /// The target's CSE-ID (IdB, the only target of a SAEF key).
+    #[arg(long, value_name = "ID", default_value = "/id-in")]
+    target: String,
+    /// Lifetime of the key in seconds (the MAF may shorten it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u32).range(1..))]
+    valid_secs: u32,
+}
+
+/// What `maf-key.json` holds: the MAF-distributed key for the target (Kc) and its Key
+/// Identifier, the `psk_identity` towards the target (§8.2.2.3 step a).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredMafKey {
+    /// `RelativeKeyID@MAF-FQDN`.
+    pub key_identifier: String,
+    /// The target CSE-ID.
+    pub target: String,
+    /// expirationTime.
+    pub expiration_time: String,
+    /// Kc sealed with the device's master key (AAD = Key Identifier), base64.
+    pub sealed_key: String,
+}
+
+/// Runs `m2mtrust maf register-key`: MAF Handshake with KmID/Km, MAF Key Registration with
+/// the SAEF SUID (32) and IdB, Kc from `EXPORTER-oneM2M-Connection` on both sides.
+pub async fn register_key(args: RegisterKeyArgs) -> ExitCode {
+    match register_key_inner(&args).await {
+        Ok((kid, exp)) => {
+            println!("registered {kid} for {} (expires {exp})", args.target);
+            println!(
+                "  stored in    {}",
+                args.data.join("maf-key.json").display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err((e, code)) => fail(e, code),
+    }
+}
+
+async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), (String, u8)> {
+    use m2mtrust_channel::{LABEL_CONNECTION, export_keying_material};
+    use m2mtrust_crypto::kdf::split_exporter_output;
+    let usage = |e: String| (e, 2u8);
+    let runtime = |e: String| (e, 1u8);
+    let (addr, _) = address(&args.maf, 8445).map_err(|e| usage(format!("--maf: {e}")))?;
+    let path = args.data.join("enrolment.json");
+    let stored: StoredEnrolment = serde_json::from_slice(&read(&path).map_err(usage)?)
+        .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let maf = stored.maf.ok_or_else(|| {
+        usage(format!(
+            "{} holds no MAF credential (enrol with --maf)",
+            args.data.display()
+        ))
+    })?;
+    let sealer = Sealer::load_or_create(&args.data.join("keys/master.key"))
+        .map_err(|e| runtime(e.to_string()))?;
+    let km = sealer
+        .open(
+            &B64.decode(&maf.sealed_km)
+                .map_err(|e| usage(e.to_string()))?,
+            maf.km_id.as_bytes(),
+        )
+        .map_err(|e| runtime(format!("{}: {e}", path.display())))?;
+    let km_id = KpsaId::parse(&maf.km_id).map_err(|e| usage(e.to_string()))?;
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .map_err(|e| runtime(format!("cannot connect to the MAF at {addr}: {e}")))?;
+    let psk = PskKey::new(km.expose_bytes().to_vec()).map_err(|e| runtime(e.to_string()))?;
+    let (stream, _) = m2mtrust_mef::bootstrap(
+        tcp,
+        &maf.maf_fqdn,
+        EnroleeCredential::Psk {
+            kpm_id: km_id,
+            kpm: psk,
+        },
+        None,
+    )
+    .await
+    .map_err(|e| runtime(format!("MAF handshake: {e}")))?;
+    let exported = export_keying_material(stream.ssl(), LABEL_CONNECTION)
+        .map_err(|e| runtime(e.to_string()))?;
+    let (kc_id, kc) = split_exporter_output(exported.expose_secret());
+    let mut conn = m2mtrust_mef::client::MefConnection::open(stream, &maf.maf_fqdn)
+        .await
+        .map_err(|e| runtime(e.to_string()))?;
+    let exp = m2mtrust_model::Timestamp::now()
+        .plus_secs(i64::from(args.valid_secs))
+        .to_onem2m();
+    let body = serde_json::json!({"sec:keyReg": {
+        "fqdn": maf.maf_fqdn, "exp": exp, "adminFQDN": maf.admin_fqdn,
+        "suid": m2mtrust_maf::MAF_SAEF_SUID, "tids": [args.target],
+    }});
+    let resp = conn
+        .send(http::Method::POST, "/maf/keys", Some(&body))
+        .await
+        .map_err(|e| runtime(e.to_string()))?;
+    if resp.status != m2mtrust_model::ResponseStatusCode::CREATED {
+        let why = resp
+            .content
+            .as_ref()
+            .and_then(|c| c.get("m2m:dbg"))
+            .and_then(|d| d.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        return Err(runtime(format!("the MAF refused: {} {why}", resp.status)));
+    }
+    let reg = resp
+        .content
+        .as_ref()
+        .and_then(|c| c.get("sec:keyReg"))
+        .ok_or_else(|| runtime("no sec:keyReg in the answer".into()))?;
+    let field = |k: &str| reg.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let rki = field("rki").ok_or_else(|| runtime("no rki in the answer".into()))?;
+    let kid = field("kid").ok_or_else(|| runtime("no kid in the answer".into()))?;
+    let exp = field("exp").unwrap_or(exp);
+    // The key is the session export; the MAF names it by hexBinary(KcID) (§10.3.5).
+    let expected: String = kc_id.iter().map(|b| format!("{b:02X}")).collect();
+    if !rki.eq_ignore_ascii_case(&expected) {
+        return Err(runtime(format!(
+            "the MAF named the exported key {rki}, not {expected}; register again"
+        )));
+    }
+    let sealed = sealer
+        .seal(kc.expose_bytes(), kid.as_bytes())
+        .map_err(|e| runtime(e.to_string()))?;
+    let record = StoredMafKey {
+        key_identifier: kid.clone(),
+        target: args.target.clone(),
+        expiration_time: exp.clone(),
+        sealed_key: B64.encode(sealed),
+    };
+    let json = serde_json::to_vec_pretty(&record).map_err(|e| runtime(e.to_string()))?;
+    write_private(&args.data.join("maf-key.json"), &json).map_err(runtime)?;
+    Ok((kid, exp))
+}
+
+/// The MAF-distributed key stored by `maf register-key`: (Key Identifier, Kc).
+pub fn load_maf_key(root: &Path) -> Result<(KpsaId, PskKey), String> {
+    let path = root.join("maf-key.json");
+    let stored: StoredMafKey =
+        serde_json::from_slice(&read(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sealer =
+        Sealer::load_or_create(&root.join("keys/master.key")).map_err(|e| e.to_string())?;
+    let sealed = B64
+        .decode(&stored.sealed_key)
+        .map_err(|e| format!("{}: sealedKey: {e}", path.display()))?;
+    let key = sealer
+        .open(&sealed, stored.key_identifier.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let kid = KpsaId::parse(&stored.key_identifier)
+        .map_err(|e| format!("{}: keyIdentifier: {e}", path.display()))?;
+    Ok((
+        kid,
+        PskKey::new(key.expose_bytes().to_vec()).map_err(|e| e.to_string())?,
+    ))
 }

@@ -4,6 +4,7 @@ mod admin;
 mod config;
 mod datadir;
 mod enrol;
+mod maf_admin;
 mod mef_admin;
 mod mef_serve;
 mod register;
@@ -54,6 +55,10 @@ enum Command {
     /// with --certificate, an EST-enrolled certificate; store them in the device's data folder
     /// for `m2mtrust request --data DEVDIR`.
     Enrol(enrol::EnrolArgs),
+    /// The M2M Authentication Function: master credentials of its clients, and the device side
+    /// of MAF key registration.
+    #[command(subcommand)]
+    Maf(maf_admin::MafCommand),
     /// The M2M Enrolment Function's operator tools (factory credentials of enrolees).
     #[command(subcommand)]
     Mef(mef_admin::MefCommand),
@@ -81,6 +86,11 @@ struct ServeArgs {
     /// disables it; `cse` runs no MEF unless given].
     #[arg(long, env = "M2MTRUST_MEF", value_name = "ADDR")]
     mef: Option<String>,
+    /// The M2M Authentication Function's TLS listener (MAF handshake with KmID/Km or
+    /// certificates, client and key registration); the CSE retrieves MAF-distributed keys from
+    /// it [default with `up`: 127.0.0.1:8445; `off` disables it; `cse` runs none unless given].
+    #[arg(long, env = "M2MTRUST_MAF", value_name = "ADDR")]
+    maf: Option<String>,
     /// Plain HTTP listener, for development only: requests carry no security association, so
     /// CSEs are refused (4107) and `rq_authn` is false. Off unless given.
     #[arg(long, env = "M2MTRUST_HTTP", value_name = "ADDR")]
@@ -136,6 +146,7 @@ fn main() -> ExitCode {
             Command::Cert(cmd) => admin::cert(cmd),
             Command::Mef(cmd) => mef_admin::run(cmd).await,
             Command::Enrol(args) => enrol::run(args).await,
+            Command::Maf(cmd) => maf_admin::run(cmd).await,
             Command::Bench(args) => match m2mtrust_bench::run(&args).await {
                 Ok(report) if report.errors() == 0 => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::from(1),

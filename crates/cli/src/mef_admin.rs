@@ -358,6 +358,7 @@ async fn run_serve(
         trust_anchors: args.trust_anchor.clone(),
         certificate_days: args.certificate_days,
         local_target: false,
+        maf: None,
     };
     let mef = crate::mef_serve::build_with(&params, &dir, ca, &sealer, &store, local)?;
     println!("m2mtrust {} (mef)", env!("CARGO_PKG_VERSION"));

@@ -9,7 +9,7 @@ use m2mtrust_channel::{CertifiedKey, IdentityRules, TrustAnchors};
 use m2mtrust_crypto::{Fqdn, Sealer};
 use m2mtrust_mef::est::EstServer;
 use m2mtrust_mef::procedures::{AdminPolicy, Policy, Procedures, SqliteRegistry};
-use m2mtrust_mef::server::{MefConfig, MefService, TargetCse};
+use m2mtrust_mef::server::{MafTarget, MefConfig, MefService, Role, TargetCse};
 use m2mtrust_mef::target::StoreProvisioning;
 use m2mtrust_mef::{Bootstrap, StoreEnrollees};
 use m2mtrust_store::Store;
@@ -31,15 +31,20 @@ pub struct MefParams {
     pub certificate_days: u32,
     /// Whether the target CSE reads credentials from this data folder's store.
     pub local_target: bool,
+    /// The MAF enrolees may be enrolled for.
+    pub maf: Option<MafTarget>,
 }
 
-/// Builds the MEF of the data folder next to its CSE (`up`, `cse --mef`), listening at `local`.
+/// Builds the MEF of the data folder next to its CSE (`up`, `cse --mef`), listening at `local`;
+/// with `local_maf` (address and FQDN of the MAF next to it), enrolees prepared for MAF
+/// enrolment are instructed to register there.
 pub fn build(
     settings: &Settings,
     dir: &DataDir,
     sealer: &Arc<Sealer>,
     store: &Arc<dyn Store>,
     local: SocketAddr,
+    local_maf: Option<&(SocketAddr, String)>,
 ) -> Result<MefService, String> {
     let home = &settings.cse.home;
     let sp_domain = home.sp_id.domain().to_string();
@@ -61,6 +66,10 @@ pub fn build(
         trust_anchors: settings.trust_anchors.clone(),
         certificate_days: settings.mef_certificate_days,
         local_target: true,
+        maf: local_maf.map(|(addr, fqdn)| MafTarget {
+            fqdn: fqdn.clone(),
+            base_uri: format!("https://{fqdn}:{}", addr.port()),
+        }),
     };
     let ca = dir.dev_ca(sealer, home)?;
     build_with(&params, dir, ca, sealer, store, local)
@@ -77,7 +86,7 @@ pub fn build_with(
     local: SocketAddr,
 ) -> Result<MefService, String> {
     let fqdn = Fqdn::parse(&params.fqdn).map_err(|e| format!("MEF FQDN {:?}: {e}", params.fqdn))?;
-    let (chain, key) = dir.mef_credentials(sealer, &ca, fqdn.as_str())?;
+    let (chain, key) = dir.function_credentials(sealer, &ca, "mef", fqdn.as_str())?;
     let certificate = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
         .map_err(|e| format!("MEF certificate: {e}"))?;
     // Device, CSE-ID and AE-ID certificates of enrolees and targets chain to the data folder's
@@ -119,6 +128,8 @@ pub fn build_with(
     );
     let procedures = Procedures::new(fqdn.clone(), Arc::new(registry), policy);
     let config = MefConfig {
+        role: Role::Mef,
+        maf: params.maf.clone(),
         target: params.target.clone(),
         base_uri: format!("https://{}:{}", fqdn.as_str(), local.port()),
         est: Some(Arc::new(est)),
@@ -129,5 +140,82 @@ pub fn build_with(
         sealer.clone(),
         params.local_target,
     ));
+    Ok(MefService::new(bootstrap, config, provisioning))
+}
+
+/// Builds the MAF of the data folder next to its CSE and MEF (`up`, `cse --maf`), listening at
+/// `local` and named `fqdn`: clients are the pre-provisioned Km of `m2mtrust maf client add` and
+/// the enrolees of the MEF of the same data folder (registering with their KeID, §8.8.2.3).
+pub fn build_maf(
+    settings: &Settings,
+    dir: &DataDir,
+    sealer: &Arc<Sealer>,
+    store: &Arc<dyn Store>,
+    local: SocketAddr,
+    fqdn: &str,
+) -> Result<MefService, String> {
+    let home = &settings.cse.home;
+    let sp_domain = home.sp_id.domain().to_string();
+    let fqdn = Fqdn::parse(fqdn).map_err(|e| format!("MAF FQDN {fqdn:?}: {e}"))?;
+    let mef = Fqdn::parse(
+        &settings
+            .mef_fqdn
+            .clone()
+            .unwrap_or_else(|| format!("mef.{sp_domain}")),
+    )
+    .map_err(|e| format!("MEF FQDN: {e}"))?;
+    let ca = dir.dev_ca(sealer, home)?;
+    let (chain, key) = dir.function_credentials(sealer, &ca, "maf", fqdn.as_str())?;
+    let certificate = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
+        .map_err(|e| format!("MAF certificate: {e}"))?;
+    let mut trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
+        .map_err(|e| format!("development CA: {e}"))?;
+    for path in &settings.trust_anchors {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("trust anchor {}: {e}", path.display()))?;
+        trust
+            .add_pem(&pem)
+            .map_err(|e| format!("trust anchor {}: {e}", path.display()))?;
+    }
+    let rules = IdentityRules::new(&sp_domain, home.cse_id.clone(), home.cse_id.clone())
+        .map_err(|e| format!("TLS identity rules: {e}"))?;
+    let clients = Arc::new(m2mtrust_maf::MafClients::new(
+        store.clone(),
+        sealer.clone(),
+        fqdn.clone(),
+        Some(mef),
+    ));
+    let bootstrap = Bootstrap::new(fqdn.clone(), certificate, Some(trust), rules, clients)
+        .map_err(|e| format!("MAF TLS: {e}"))?
+        .for_maf();
+    let registry_path = dir.root().join("maf.sqlite");
+    let registry = SqliteRegistry::open(&registry_path, sealer.clone())
+        .map_err(|e| format!("{}: {e}", registry_path.display()))?;
+    let admin = Fqdn::parse(&sp_domain).map_err(|e| format!("SP domain {sp_domain:?}: {e}"))?;
+    let policy = Policy::default().with_admin(
+        admin,
+        AdminPolicy {
+            client_config: Some(serde_json::json!({
+                "targetID": home.cse_id.as_str(),
+            })),
+            initial_commands: Vec::new(),
+            allow_updates: true,
+        },
+    );
+    let procedures = Procedures::maf(fqdn.clone(), Arc::new(registry), policy)
+        .with_km_assigner(Arc::new(m2mtrust_maf::KmFromKe::new(fqdn.clone())));
+    let config = MefConfig {
+        role: Role::Maf,
+        maf: None,
+        target: TargetCse {
+            cse_id: home.cse_id.clone(),
+            sp_domain,
+            cse_base_uri: String::new(),
+        },
+        base_uri: format!("https://{}:{}", fqdn.as_str(), local.port()),
+        est: None,
+        procedures: Some(Arc::new(procedures)),
+    };
+    let provisioning = Arc::new(StoreProvisioning::new(store.clone(), sealer.clone(), false));
     Ok(MefService::new(bootstrap, config, provisioning))
 }

@@ -125,8 +125,12 @@ pub struct RequestArgs {
     #[arg(long, value_name = "DEVDIR")]
     data: Option<PathBuf>,
     /// With --data: connect with the certificate enrolled through EST instead of the key.
-    #[arg(long, requires = "data")]
+    #[arg(long, requires = "data", conflicts_with = "use_maf_key")]
     use_certificate: bool,
+    /// With --data: connect with the MAF-distributed key of `m2mtrust maf register-key`
+    /// (psk_identity = its Key Identifier; MAF-based SAEF, TS-0003 §8.2.2.3).
+    #[arg(long, requires = "data")]
+    use_maf_key: bool,
 }
 
 /// Runs `m2mtrust request`: exit 0 for a success RSC, 1 otherwise, 2 for bad usage.
@@ -140,6 +144,17 @@ pub async fn run(args: RequestArgs) -> ExitCode {
         && c.psk_id.is_none()
         && c.cert.is_none()
     {
+        if args.use_maf_key {
+            let (kpsa_id, key) = match crate::enrol::load_maf_key(dir) {
+                Ok(k) => k,
+                Err(e) => return usage(format!("--use-maf-key: {e}")),
+            };
+            let mut options = ClientOptions::new(Credential::Psk { kpsa_id, key });
+            if let Some(name) = &c.server_name {
+                options = options.with_server_name(name);
+            }
+            return send(&args, options).await;
+        }
         let device = match crate::enrol::load(dir) {
             Ok(d) => d,
             Err(e) => return usage(format!("--data: {e}")),

@@ -15,6 +15,8 @@ use crate::tls::{StoreCredentials, TlsServerAcceptor};
 
 /// Where `up` runs the MEF unless told otherwise (DESIGN: MEF 8444).
 const DEFAULT_MEF: &str = "127.0.0.1:8444";
+/// Where `up` runs the MAF unless told otherwise (DESIGN: MAF 8445).
+const DEFAULT_MAF: &str = "127.0.0.1:8445";
 
 /// Which server command is running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +71,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> ExitCode {
         max_body: args.max_body,
         durability: args.durability,
         mef: args.mef,
+        maf: args.maf,
     };
     let default_data = Path::new("m2mtrust-data");
     let settings = match Settings::resolve(file, overrides, default_data) {
@@ -113,6 +116,31 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot listen on {addr} (--mef): {e}"))?,
         ),
+        None => None,
+    };
+    let maf_addr = match (settings.maf_listen, mode) {
+        (crate::config::MefListen::At(a), _) => Some(a),
+        (crate::config::MefListen::Default, Mode::Up) => Some(
+            DEFAULT_MAF
+                .parse()
+                .map_err(|e| format!("default MAF address: {e}"))?,
+        ),
+        _ => None,
+    };
+    let maf_listener = match maf_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (--maf): {e}"))?,
+        ),
+        None => None,
+    };
+    let maf_fqdn = settings
+        .maf_fqdn
+        .clone()
+        .unwrap_or_else(|| format!("maf.{}", settings.cse.home.sp_id.domain()));
+    let local_maf = match &maf_listener {
+        Some(l) => Some((l.local_addr().map_err(|e| e.to_string())?, maf_fqdn.clone())),
         None => None,
     };
     let http_listener = match settings.http {
@@ -177,7 +205,7 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
     );
     println!("  data         {}", settings.data.display());
     if let Some(listener) = https_listener {
-        let acceptor = tls_acceptor(&settings, &dir, &sealer, &ca, &store)?;
+        let acceptor = tls_acceptor(&settings, &dir, &sealer, &ca, &store, local_maf.as_ref())?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         println!("  https        https://{local}/{}", home.cse_base_name);
         println!(
@@ -232,13 +260,29 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
     let mut mef_task = None;
     if let Some(listener) = mef_listener {
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        let mef = crate::mef_serve::build(&settings, &dir, &sealer, &store, local)?;
+        let mef =
+            crate::mef_serve::build(&settings, &dir, &sealer, &store, local, local_maf.as_ref())?;
         println!(
             "  mef          https://{local}   (FQDN {}; enrolees: `m2mtrust mef enrollee add`, devices: `m2mtrust enrol`)",
             mef.fqdn()
         );
         let mut rx = stop_rx.clone();
         mef_task = Some(tokio::spawn(std::sync::Arc::new(mef).serve(
+            listener,
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        )));
+    }
+    let mut maf_task = None;
+    if let Some(listener) = maf_listener {
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let maf = crate::mef_serve::build_maf(&settings, &dir, &sealer, &store, local, &maf_fqdn)?;
+        println!(
+            "  maf          https://{local}   (FQDN {maf_fqdn}; clients: `m2mtrust maf client add`, or enrolees of the MEF)"
+        );
+        let mut rx = stop_rx.clone();
+        maf_task = Some(tokio::spawn(std::sync::Arc::new(maf).serve(
             listener,
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
@@ -267,6 +311,13 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
             Err(e) => tracing::error!(error = %e, "listener task failed"),
         }
     }
+    if let Some(t) = maf_task {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "MAF listener failed"),
+            Err(e) => tracing::error!(error = %e, "MAF task failed"),
+        }
+    }
     if let Some(t) = mef_task {
         match t.await {
             Ok(Ok(())) => {}
@@ -290,6 +341,7 @@ fn tls_acceptor(
     sealer: &Arc<m2mtrust_crypto::Sealer>,
     ca: &m2mtrust_crypto::DevCa,
     store: &Arc<dyn Store>,
+    local_maf: Option<&(std::net::SocketAddr, String)>,
 ) -> Result<m2mtrust_channel::TlsAcceptor, String> {
     use m2mtrust_channel::{CertifiedKey, IdentityRules, ServerConfig, TrustAnchors};
     let home = &settings.cse.home;
@@ -352,6 +404,21 @@ fn tls_acceptor(
         credentials = credentials.with_remote_mef(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
             remote.addr.clone(),
             remote.fqdn.clone(),
+            me,
+            trust,
+            std::time::Duration::from_secs(5),
+        )));
+    }
+    if let Some((addr, fqdn)) = local_maf {
+        // Entity B of the MAF-based SAEF: Kc comes from the MAF next to this CSE, which trusts
+        // the data folder's CA; the CSE authenticates with its own certificate.
+        let trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
+            .map_err(|e| format!("development CA: {e}"))?;
+        let me = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
+            .map_err(|e| format!("server certificate: {e}"))?;
+        credentials = credentials.with_maf(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
+            addr.to_string(),
+            fqdn.clone(),
             me,
             trust,
             std::time::Duration::from_secs(5),

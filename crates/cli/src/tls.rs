@@ -19,6 +19,7 @@ pub struct StoreCredentials {
     store: Arc<dyn Store>,
     sealer: Arc<Sealer>,
     remote: Option<Arc<RemoteMef>>,
+    maf: Option<Arc<RemoteMef>>,
 }
 
 impl StoreCredentials {
@@ -28,7 +29,15 @@ impl StoreCredentials {
             store,
             sealer,
             remote: None,
+            maf: None,
         }
+    }
+
+    /// Also retrieve MAF-distributed keys (psk_identity = a Key Identifier of `maf`) from it:
+    /// Entity B of the MAF-based SAEF (TS-0003 §8.2.2.3 steps b-f).
+    pub fn with_maf(mut self, maf: Arc<RemoteMef>) -> Self {
+        self.maf = Some(maf);
+        self
     }
 
     /// Also fetch unknown keys issued by `mef` from it (TS-0003 §8.3.2.1 steps c-g) and keep
@@ -40,18 +49,38 @@ impl StoreCredentials {
 
     /// Step c-g for `kpsa_id`: fetch, store (sealed, bound, expiring), use.
     fn fetch(&self, kpsa_id: &KpsaId, id: &str) -> Option<PskCredential> {
-        let mef = self.remote.as_ref().filter(|m| m.issues(kpsa_id))?;
-        let fetched = match mef.fetch_blocking(kpsa_id) {
+        let result = match (&self.remote, &self.maf) {
+            (Some(mef), _) if mef.issues(kpsa_id) => mef.fetch_blocking(kpsa_id),
+            (_, Some(maf)) if maf.issues(kpsa_id) => maf.retrieve_key_blocking(kpsa_id),
+            _ => return None,
+        };
+        let fetched = match result {
             Ok(f) => f,
             Err(e) => {
                 tracing::info!(target: "audit", event = "credential_fetch_failed", credential = %id, reason = %e);
                 return None;
             }
         };
+        if self.maf.as_ref().is_some_and(|m| m.issues(kpsa_id)) {
+            // §8.8.2.8: a key for another use, or past its lifetime, is not used (§8.2.2.3 f).
+            if let Err(e) = m2mtrust_maf::check_retrieved(
+                fetched.suid.unwrap_or_default(),
+                fetched.expires,
+                chrono::Utc::now(),
+            ) {
+                tracing::info!(target: "audit", event = "credential_fetch_refused", credential = %id, reason = %e);
+                return None;
+            }
+        }
         let key = PskKey::new(fetched.key.expose_bytes().to_vec()).ok()?;
         let (binding, kind) = match fetched.enrolee_id.as_slice() {
             [one] if one.starts_with('/') => (Binding::Cse(one.clone()), "cse"),
-            [one] => (Binding::Ae(one.clone()), "ae"),
+            [one] if one.starts_with('C') || one.starts_with('S') => {
+                (Binding::Ae(one.clone()), "ae")
+            }
+            // A Source MAF Client known only by its Credential-ID (`11-<KmID>`): the
+            // association is known by its own Credential-ID (§8.2.2.3 step e).
+            [_] => (Binding::Unbound, "none"),
             [] => (Binding::Unbound, "none"),
             many => (Binding::AeList(many.to_vec()), "ae-list"),
         };

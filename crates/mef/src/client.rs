@@ -9,7 +9,7 @@ use http::{HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use m2mtrust_channel::TrustAnchors;
+use m2mtrust_channel::{KpsaId, TrustAnchors};
 use m2mtrust_crypto::{CertProfile, Fqdn, PrivateKeyPem, SecretKey, kdf};
 use m2mtrust_model::{Response, ResponseStatusCode};
 use serde_json::{Value, json};
@@ -207,6 +207,34 @@ pub struct EnrolOptions {
     pub location: Option<String>,
     /// Prepared to enrol a certificate through EST (CertificateEnrolmentIndication).
     pub certificate: bool,
+    /// Prepared for MAF enrolment (MAFEnrolmentIndication): the network address (`host:port`)
+    /// of the MAF, whose FQDN the MEF names in its instruction.
+    pub maf_address: Option<String>,
+}
+
+/// The master credential a MAF assigned during the Enrolment Exchange (§8.8.2.3 with a
+/// remotely provisioned credential).
+pub struct MafCredential {
+    /// The MAF's FQDN.
+    pub maf_fqdn: String,
+    /// The administrating stakeholder registered with.
+    pub admin_fqdn: String,
+    /// The MAF Client Registration ID.
+    pub registration_id: String,
+    /// KmID (`assignedSymmKeyID`).
+    pub km_id: KpsaId,
+    /// Km: the usage-constrained key of Ke for SUID 21 and the MAF's FQDN (§10.3.7).
+    pub km: SecretKey,
+}
+
+impl fmt::Debug for MafCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MafCredential")
+            .field("maf_fqdn", &self.maf_fqdn)
+            .field("registration_id", &self.registration_id)
+            .field("km_id", &self.km_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A certificate obtained through EST.
@@ -236,6 +264,10 @@ pub struct Enrolled {
     pub key: SecretKey,
     /// A certificate, when one was enrolled.
     pub certificate: Option<EnrolledCertificate>,
+    /// The MAF master credential, when the device was enrolled for a MAF.
+    pub maf: Option<MafCredential>,
+    /// Why the MAF enrolment the MEF instructed failed (the exchange went on without it).
+    pub maf_error: Option<String>,
 }
 
 impl fmt::Debug for Enrolled {
@@ -289,7 +321,7 @@ pub async fn enrol(
         node_id: options.node_id.clone(),
         location: options.location.clone(),
         certificate_enrolment_indication: options.certificate,
-        maf_enrolment_indication: false,
+        maf_enrolment_indication: options.maf_address.is_some(),
         remote_management_indication: false,
     };
     let what = "the enrolment request";
@@ -301,6 +333,8 @@ pub async fn enrol(
         )
         .await?;
     let mut certificate = None;
+    let mut maf = None;
+    let mut maf_error = None;
     loop {
         if resp.status != ResponseStatusCode::OK {
             return Err(refused(what, &resp));
@@ -318,6 +352,20 @@ pub async fn enrol(
                     certificate = Some(est_enrol(&mut conn, &instr).await?);
                     true
                 }
+                InstructionType::MAFEnrolment => match &options.maf_address {
+                    Some(addr) => match maf_enrol(addr, &ke, &ke_id, &instr).await {
+                        Ok(m) => {
+                            maf = Some(m);
+                            true
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "MAF enrolment failed");
+                            maf_error = Some(e.to_string());
+                            false
+                        }
+                    },
+                    None => false,
+                },
                 _ => false,
             };
             let ack = Acknowledgement {
@@ -368,6 +416,8 @@ pub async fn enrol(
             profile,
             key,
             certificate,
+            maf,
+            maf_error,
         });
     }
 }
@@ -493,4 +543,73 @@ fn csr_profile(attrs: &est::CsrAttrs, instr: &Instruction) -> Result<CertProfile
             "csrattrs must name exactly one AE-ID URI or CSE-ID dNSName, found {other:?}"
         ))),
     }
+}
+
+/// Table 8.3.2.1-3 carried out: MAF Client Registration (§8.8.2.3) with the remotely
+/// provisioned credential. The handshake offers KeID with Km = the usage-constrained key of Ke
+/// for SUID 21 and the MAF's FQDN; the MAF answers with `assignedSymmKeyID`, the KmID for
+/// later MAF Handshakes.
+async fn maf_enrol(
+    addr: &str,
+    ke: &SecretKey,
+    ke_id: &KpsaId,
+    instr: &Instruction,
+) -> Result<MafCredential, EnrolError> {
+    let what = "the MAF client registration";
+    let protocol = |detail: String| EnrolError::Protocol { what, detail };
+    let maf_fqdn = instr
+        .maf_fqdn
+        .clone()
+        .ok_or_else(|| protocol("the MAF instruction names no MAF FQDN".into()))?;
+    let admin = instr
+        .admin_fqdn
+        .clone()
+        .ok_or_else(|| protocol("the MAF instruction names no adminFQDN".into()))?;
+    let km = kdf::derive_usage_constrained(ke, "21", &maf_fqdn)?;
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| EnrolError::Transport(format!("MAF {addr}: {e}")))?;
+    let psk = m2mtrust_channel::PskKey::new(km.expose_bytes().to_vec())
+        .map_err(|e| EnrolError::Transport(e.to_string()))?;
+    let (stream, _) = bootstrap(
+        tcp,
+        &maf_fqdn,
+        EnroleeCredential::Psk {
+            kpm_id: ke_id.clone(),
+            kpm: psk,
+        },
+        None,
+    )
+    .await?;
+    let mut conn = MefConnection::open(stream, &maf_fqdn).await?;
+    let exp = m2mtrust_model::Timestamp::now()
+        .plus_secs(30 * 86_400)
+        .to_onem2m();
+    let body = json!({"sec:mafClientReg": {"fqdn": maf_fqdn, "exp": exp, "adminFQDN": admin}});
+    let resp = conn.send(Method::POST, "/maf/reg", Some(&body)).await?;
+    if resp.status != ResponseStatusCode::CREATED {
+        return Err(refused(what, &resp));
+    }
+    let reg = body_of(what, &resp, "sec:mafClientReg")?;
+    let field = |k: &str| reg.get(k).and_then(Value::as_str).map(str::to_owned);
+    let km_id = field("assignedSymmKeyID")
+        .and_then(|k| KpsaId::parse(&k).ok())
+        .ok_or_else(|| protocol("no assignedSymmKeyID in the answer".into()))?;
+    if !km_id.issuer().eq_ignore_ascii_case(&maf_fqdn) {
+        return Err(protocol(format!(
+            "KmID {km_id} is not issued by {maf_fqdn}"
+        )));
+    }
+    if field("adminFQDN").as_deref() != Some(admin.as_str()) {
+        return Err(protocol("the answer names another adminFQDN".into()));
+    }
+    let registration_id = field("ri").ok_or_else(|| protocol("no ri".into()))?;
+    tracing::info!(target: "audit", event = "maf_registered", maf = %maf_fqdn, km_id = %km_id);
+    Ok(MafCredential {
+        maf_fqdn,
+        admin_fqdn: admin,
+        registration_id,
+        km_id,
+        km,
+    })
 }

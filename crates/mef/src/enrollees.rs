@@ -57,6 +57,13 @@ pub trait Enrollees: Send + Sync + 'static {
     /// The enrolee whose verified certificate has this Credential-ID (TS-0003 §10.4, e.g.
     /// `33-/id-in/Cdev1`, `32-/id-mn`, `30-ni:///sha-256;…`; certificate RSPF).
     fn by_certificate(&self, credential_id: &str) -> Option<Enrollee>;
+
+    /// True when `kpm_id` names a remotely provisioned key (a KeID whose key came from a MEF,
+    /// TS-0003 §8.8.2.3 step 1a) rather than a pre-provisioned one.
+    fn is_remote(&self, kpm_id: &KpsaId) -> bool {
+        let _ = kpm_id;
+        false
+    }
 }
 
 /// An in-memory [`Enrollees`].

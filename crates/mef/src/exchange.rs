@@ -67,6 +67,37 @@ pub struct Instruction {
         skip_serializing_if = "Option::is_none"
     )]
     pub cert_subject_id: Option<String>,
+    /// Table 8.3.2.1-3 CredentialType of a MAF enrolment: `symmetric` (the key the MAF fetches
+    /// from this MEF with SUID 21) or `certificate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_type: Option<String>,
+    /// Table 8.3.2.1-3 MAFClientRegistrationURI (`…/maf/reg`).
+    #[serde(
+        rename = "MAFClientRegistrationURI",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maf_client_registration_uri: Option<String>,
+    /// Table 8.3.2.1-3 MAFKeyRegistrationURI (`…/maf/keys`).
+    #[serde(
+        rename = "MAFKeyRegistrationURI",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maf_key_registration_uri: Option<String>,
+    /// Table 8.3.2.1-3 MAFKeyRetrievalURI (`…/maf/keys`).
+    #[serde(
+        rename = "MAFKeyRetrievalURI",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maf_key_retrieval_uri: Option<String>,
+    /// The administrating stakeholder the enrolee registers with at the MAF (`adminFQDN`).
+    #[serde(rename = "adminFQDN", default, skip_serializing_if = "Option::is_none")]
+    pub admin_fqdn: Option<String>,
+    /// The MAF's FQDN (the Enrolment-Target-ID of the SUID-21 key, §10.3.7).
+    #[serde(rename = "MAFFQDN", default, skip_serializing_if = "Option::is_none")]
+    pub maf_fqdn: Option<String>,
 }
 
 /// The enrolee's report that it carried out (or failed) an instruction.

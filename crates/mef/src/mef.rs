@@ -76,6 +76,7 @@ pub struct Bootstrap {
     acceptor: TlsAcceptor,
     fqdn: Fqdn,
     enrollees: Arc<dyn Enrollees>,
+    maf: bool,
 }
 
 impl fmt::Debug for Bootstrap {
@@ -131,7 +132,16 @@ impl Bootstrap {
             acceptor: TlsAcceptor::new(config, creds)?,
             fqdn,
             enrollees,
+            maf: false,
         })
+    }
+
+    /// The same handshake for a MAF (TS-0003 §8.8.2.2): PSK clients are named by KmID
+    /// (Credential-ID `11-<KmID>`), and a client whose key is bound to one CSE-ID or AE-ID is
+    /// known by it (the "MAF Client ID" that targets bind the security association to).
+    pub fn for_maf(mut self) -> Self {
+        self.maf = true;
+        self
     }
 
     /// The MEF's FQDN (the issuer part of every KeID).
@@ -206,7 +216,14 @@ impl Bootstrap {
         let now = Utc::now();
         let (enrolee, found) = match (est.kind, &est.kpsa_id) {
             (CredentialKind::Psk, Some(kpm_id)) => (
-                format!("{}-{kpm_id}", CredentialTypeId::KPM_ID),
+                format!(
+                    "{}-{kpm_id}",
+                    if self.maf {
+                        CredentialTypeId::KM_ID
+                    } else {
+                        CredentialTypeId::KPM_ID
+                    }
+                ),
                 self.enrollees.kpm(kpm_id),
             ),
             (CredentialKind::Psk, None) => return Err(BootstrapError::NoCredential),
@@ -266,16 +283,21 @@ impl Bootstrap {
             Assignment::CseId(c) => vec![c.clone()],
             Assignment::AeIds(ids) => ids.clone(),
         };
+        let remote_key_id = match (&est.kpsa_id, est.kind) {
+            (Some(id), CredentialKind::Psk) if self.enrollees.is_remote(id) => Some(id.to_string()),
+            _ => None,
+        };
         let session = Session {
-            client_id: match (est.kind, &est.binding) {
-                (CredentialKind::Certificate, Binding::Cse(id) | Binding::Ae(id)) => id.clone(),
+            client_id: match (est.kind, &est.binding, bound_ids.as_slice()) {
+                (CredentialKind::Certificate, Binding::Cse(id) | Binding::Ae(id), _) => id.clone(),
+                (CredentialKind::Psk, _, [one]) if self.maf => one.clone(),
                 _ => enrolee.clone(),
             },
             credential_id: enrolee.clone(),
             bound_ids,
             certificate_authenticated: est.kind == CredentialKind::Certificate,
             connection_export,
-            remote_key_id: None,
+            remote_key_id,
         };
         Ok((
             stream,

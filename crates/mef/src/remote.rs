@@ -40,6 +40,8 @@ pub struct Fetched {
     pub enrolee_id: Vec<String>,
     /// When the key stops working.
     pub expires: Option<DateTime<Utc>>,
+    /// The Security Usage Identifier the key was registered for.
+    pub suid: Option<u32>,
 }
 
 impl std::fmt::Debug for Fetched {
@@ -117,7 +119,20 @@ impl RemoteMef {
     /// Fetches the key of `ke_id`, waiting at most the timeout. Callable from any thread,
     /// including a runtime worker inside a TLS callback.
     pub fn fetch_blocking(&self, ke_id: &KpsaId) -> Result<Fetched, FetchError> {
-        let key = ke_id.to_string();
+        let path = format!("/fetchCredentials/{ke_id}/{SUID_RSPF_SAEF}");
+        self.blocking(ke_id.to_string(), path, Answer::FetchCredentials)
+    }
+
+    /// MAF Key Retrieval (TS-0003 §8.8.2.8) of the key named `key_id` (a Key Identifier
+    /// `RelativeKeyID@MAF-FQDN`, §10.3.5), as Entity B of the MAF-based SAEF (§8.2.2.3 step
+    /// c): the key, its expirationTime, its SUID (in `Fetched::suid`) and the Source MAF
+    /// Client ID (in `Fetched::enrolee_id`).
+    pub fn retrieve_key_blocking(&self, key_id: &KpsaId) -> Result<Fetched, FetchError> {
+        let path = format!("/maf/keys/{}", key_id.relative());
+        self.blocking(key_id.to_string(), path, Answer::KeyRegistration)
+    }
+
+    fn blocking(&self, key: String, path: String, answer: Answer) -> Result<Fetched, FetchError> {
         {
             let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
@@ -137,24 +152,36 @@ impl RemoteMef {
         let certificate = self.certificate.clone();
         let trust = self.trust.clone();
         let timeout = self.timeout;
-        let path = format!("/fetchCredentials/{key}/{SUID_RSPF_SAEF}");
         std::thread::spawn(move || {
             let result = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
                 Ok(rt) => rt.block_on(async move {
-                    tokio::time::timeout(timeout, fetch(addr, fqdn, certificate, trust, path))
-                        .await
-                        .unwrap_or_else(|_| Err(FetchError::Unreachable("timed out".into())))
+                    tokio::time::timeout(
+                        timeout,
+                        fetch(addr, fqdn, certificate, trust, path, answer),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err(FetchError::Unreachable("timed out".into())))
                 }),
                 Err(e) => Err(FetchError::Unreachable(e.to_string())),
             };
             let _ = tx.send(result);
         });
-        let result = rx
-            .recv_timeout(self.timeout + Duration::from_millis(200))
-            .unwrap_or_else(|_| Err(FetchError::Unreachable("timed out".into())));
+        let wait = || {
+            rx.recv_timeout(self.timeout + Duration::from_millis(200))
+                .unwrap_or_else(|_| Err(FetchError::Unreachable("timed out".into())))
+        };
+        // Inside a multi-threaded runtime (a TLS callback on a worker), hand this worker's other
+        // tasks to the rest of the runtime while waiting: the function answering may be served
+        // by the same runtime.
+        let result = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        };
         if let Err(FetchError::Refused(_)) = &result {
             let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
             if refused.len() >= NEGATIVE_MAX {
@@ -166,12 +193,22 @@ impl RemoteMef {
     }
 }
 
+/// Which answer a request expects.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// Tables 8.3.2.1-5/-6.
+    FetchCredentials,
+    /// `sec:keyReg` of a Key Retrieval.
+    KeyRegistration,
+}
+
 async fn fetch(
     addr: String,
     fqdn: String,
     certificate: CertifiedKey,
     trust: TrustAnchors,
     path: String,
+    answer: Answer,
 ) -> Result<Fetched, FetchError> {
     let unreachable = |e: &dyn std::fmt::Display| FetchError::Unreachable(e.to_string());
     let tcp = tokio::net::TcpStream::connect(&addr)
@@ -192,6 +229,9 @@ async fn fetch(
         .send(Method::GET, &path, None)
         .await
         .map_err(|e| unreachable(&e))?;
+    if let Answer::KeyRegistration = answer {
+        return key_registration(&resp);
+    }
     let body: FetchCredentialsResponse = resp
         .content
         .as_ref()
@@ -224,5 +264,48 @@ async fn fetch(
         key: SecretKey::from_slice(&key),
         enrolee_id,
         expires,
+        suid: Some(SUID_RSPF_SAEF),
+    })
+}
+
+/// Reads a Key Retrieval answer: `{"sec:keyReg": {"kv", "exp", "suid", "srcID", ...}}`.
+fn key_registration(resp: &m2mtrust_model::Response) -> Result<Fetched, FetchError> {
+    let body = resp.content.as_ref().and_then(|c| c.get("sec:keyReg"));
+    if resp.status != ResponseStatusCode::OK {
+        let why = resp
+            .content
+            .as_ref()
+            .and_then(|c| c.get("m2m:dbg"))
+            .and_then(|d| d.as_str())
+            .unwrap_or_default();
+        return Err(FetchError::Refused(format!("{} {why}", resp.status)));
+    }
+    let body = body.ok_or_else(|| FetchError::Unreachable("answer without sec:keyReg".into()))?;
+    let key = body
+        .get("kv")
+        .and_then(|v| v.as_str())
+        .and_then(|c| B64.decode(c).ok())
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| FetchError::Unreachable("no key value in the answer".into()))?;
+    let source = body
+        .get("srcID")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    let expires = body
+        .get("exp")
+        .and_then(|v| v.as_str())
+        .and_then(Timestamp::parse)
+        .and_then(|t| DateTime::<Utc>::from_timestamp_micros(t.0));
+    let suid = body
+        .get("suid")
+        .and_then(|v| v.as_u64())
+        .and_then(|v| u32::try_from(v).ok());
+    Ok(Fetched {
+        key: SecretKey::from_slice(&key),
+        enrolee_id: source,
+        expires,
+        suid,
     })
 }

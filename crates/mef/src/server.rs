@@ -66,8 +66,23 @@ impl TargetCse {
     }
 }
 
+pub use crate::procedures::Role;
+
+/// A MAF the MEF enrols devices for (Table 8.3.2.1-3).
+#[derive(Clone, Debug)]
+pub struct MafTarget {
+    /// Its FQDN.
+    pub fqdn: String,
+    /// Its base URI (`https://host:port`).
+    pub base_uri: String,
+}
+
 /// What the MEF service is configured with.
 pub struct MefConfig {
+    /// MEF or MAF.
+    pub role: Role,
+    /// The MAF enrolees are instructed to register with when they are prepared to (MEF only).
+    pub maf: Option<MafTarget>,
     /// The enrolment target.
     pub target: TargetCse,
     /// The externally reachable base URI of this MEF (`https://host:port`), used in the EST
@@ -100,8 +115,8 @@ impl std::fmt::Debug for MefService {
 enum Stage {
     /// Waiting for the Table 8.3.2.1-1 request.
     Start,
-    /// A certificate enrolment instruction was sent; waiting for its acknowledgement.
-    AwaitCertificate,
+    /// An instruction was sent; waiting for its acknowledgement.
+    Await(InstructionType),
     /// The exchange ended.
     Done,
 }
@@ -111,6 +126,8 @@ struct Connection {
     session: Session,
     enrolment: Option<Enrolment>,
     stage: Stage,
+    /// Instructions still to send, in order (certificate enrolment, then MAF enrolment).
+    pending: Vec<InstructionType>,
     /// The one-time challengePassword of this session's EST enrolment (digest §B.17).
     challenge: Option<String>,
     /// DER of the client certificate that authenticated the session (for re-enrolment).
@@ -197,6 +214,7 @@ impl MefService {
             session,
             enrolment,
             stage: Stage::Start,
+            pending: Vec::new(),
             challenge: None,
             peer_certificate,
         }));
@@ -243,7 +261,10 @@ impl MefService {
                 return out;
             }
         };
-        if let Some(op) = path.strip_prefix("/.well-known/est/") {
+        if let Some(op) = path
+            .strip_prefix("/.well-known/est/")
+            .filter(|_| self.config.role == Role::Mef)
+        {
             return self.est(&parts.method, op, &body, state);
         }
         let op = match parts.method {
@@ -305,6 +326,21 @@ impl MefService {
 
     async fn dispatch(&self, req: &MefRequest, state: &Mutex<Connection>) -> (Response, bool) {
         let segments: Vec<&str> = req.path.split('/').collect();
+        if self.config.role == Role::Maf {
+            return match (segments.first(), &self.config.procedures) {
+                (Some(&"maf"), Some(p)) => {
+                    let guard = lock(state);
+                    (p.handle(&guard.session, req, Utc::now()), false)
+                }
+                _ => (
+                    Response::error(
+                        ResponseStatusCode::NOT_FOUND,
+                        format!("no MAF resource at /{}", req.path),
+                    ),
+                    false,
+                ),
+            };
+        }
         match segments.as_slice() {
             ["mef", "enrolment"] if req.op == Operation::Create => self.exchange(req, state).await,
             ["fetchCredentials", ke_id, suid] if req.op == Operation::Retrieve => {
@@ -374,22 +410,43 @@ impl MefService {
                         );
                     }
                 };
+                // The MEF decides per its own policy (§8.3.2.1 step 2): certificates when it has
+                // a CA, a MAF when one is configured; never remote management.
+                let mut pending = Vec::new();
                 if request.certificate_enrolment_indication && self.config.est.is_some() {
-                    let instruction = self.certificate_instruction(state);
-                    lock(state).stage = Stage::AwaitCertificate;
+                    pending.push(InstructionType::CertificateEnrolment);
+                }
+                if request.maf_enrolment_indication && self.config.maf.is_some() {
+                    pending.push(InstructionType::MAFEnrolment);
+                }
+                lock(state).pending = pending;
+                // Both sides store Ke and KeID (§8.3.2.1): a MAF may fetch its key during the
+                // exchange.
+                let record = {
+                    let guard = lock(state);
+                    guard.enrolment.as_ref().map(|e| Provisioned {
+                        ke_id: e.ke_id.clone(),
+                        ke: SecretKey::from_slice(e.ke.expose_bytes()),
+                        assignment: e.assignment.clone(),
+                        target_key: SecretKey::from_slice(&[]),
+                        expires: e.expires,
+                    })
+                };
+                if let Some(record) = record
+                    && let Err(err) = self.provisioning.record_enrolment(&record).await
+                {
+                    tracing::error!(error = %err, ke_id = %record.ke_id, "recording the enrolment failed");
                     return (
-                        Response::new(
-                            ResponseStatusCode::OK,
-                            Some(json!({ ENROLMENT_INSTRUCTION: instruction })),
+                        Response::error(
+                            ResponseStatusCode::INTERNAL_SERVER_ERROR,
+                            "the enrolment could not be stored; nothing was provisioned",
                         ),
-                        false,
+                        true,
                     );
                 }
-                // MAF enrolment and remote management are not offered by this MEF: the MEF
-                // decides per its own policy (§8.3.2.1 step 2).
-                self.end(state).await
+                self.next_instruction(state).await
             }
-            (Stage::AwaitCertificate, Some((k, v))) if k == ENROLMENT_ACK && map.len() == 1 => {
+            (Stage::Await(expected), Some((k, v))) if k == ENROLMENT_ACK && map.len() == 1 => {
                 let ack: Acknowledgement = match serde_json::from_value(v.clone()) {
                     Ok(a) => a,
                     Err(e) => {
@@ -402,12 +459,12 @@ impl MefService {
                         );
                     }
                 };
-                if ack.instruction_type != InstructionType::CertificateEnrolment {
+                if ack.instruction_type != expected {
                     return (
                         Response::error(
                             ResponseStatusCode::BAD_REQUEST,
                             format!(
-                                "the pending instruction is CertificateEnrolment, not {}",
+                                "the pending instruction is {expected}, not {}",
                                 ack.instruction_type
                             ),
                         ),
@@ -415,9 +472,14 @@ impl MefService {
                     );
                 }
                 if !ack.status {
-                    tracing::info!(target: "audit", event = "certificate_enrolment_failed", client = %lock(state).session.client_id);
+                    tracing::info!(
+                        target: "audit",
+                        event = "enrolment_instruction_failed",
+                        instruction = %expected,
+                        client = %lock(state).session.client_id,
+                    );
                 }
-                self.end(state).await
+                self.next_instruction(state).await
             }
             (Stage::Done, _) => (
                 Response::error(
@@ -439,6 +501,46 @@ impl MefService {
         }
     }
 
+    /// Sends the next pending instruction, or provisions and ends the exchange.
+    async fn next_instruction(&self, state: &Mutex<Connection>) -> (Response, bool) {
+        let next = {
+            let mut guard = lock(state);
+            if guard.pending.is_empty() {
+                None
+            } else {
+                Some(guard.pending.remove(0))
+            }
+        };
+        let instruction = match next {
+            None => return self.end(state).await,
+            Some(InstructionType::CertificateEnrolment) => self.certificate_instruction(state),
+            Some(InstructionType::MAFEnrolment) => match &self.config.maf {
+                Some(maf) => Instruction {
+                    instruction_type: InstructionType::MAFEnrolment,
+                    uri: maf.base_uri.clone(),
+                    cert_subject_type: None,
+                    cert_subject_id: None,
+                    credential_type: Some("symmetric".into()),
+                    maf_client_registration_uri: Some(format!("{}/maf/reg", maf.base_uri)),
+                    maf_key_registration_uri: Some(format!("{}/maf/keys", maf.base_uri)),
+                    maf_key_retrieval_uri: Some(format!("{}/maf/keys", maf.base_uri)),
+                    maf_fqdn: Some(maf.fqdn.clone()),
+                    admin_fqdn: Some(self.config.target.sp_domain.clone()),
+                },
+                None => return self.end(state).await,
+            },
+            Some(InstructionType::RemoteManagementServer) => return self.end(state).await,
+        };
+        lock(state).stage = Stage::Await(instruction.instruction_type);
+        (
+            Response::new(
+                ResponseStatusCode::OK,
+                Some(json!({ ENROLMENT_INSTRUCTION: instruction })),
+            ),
+            false,
+        )
+    }
+
     fn certificate_instruction(&self, state: &Mutex<Connection>) -> Instruction {
         let guard = lock(state);
         let (subject_type, subject_id) = match guard.enrolment.as_ref().map(|e| &e.assignment) {
@@ -451,6 +553,12 @@ impl MefService {
             uri: format!("{}/.well-known/est", self.config.base_uri),
             cert_subject_type: Some(subject_type),
             cert_subject_id: subject_id,
+            credential_type: None,
+            maf_client_registration_uri: None,
+            maf_key_registration_uri: None,
+            maf_key_retrieval_uri: None,
+            maf_fqdn: None,
+            admin_fqdn: None,
         }
     }
 

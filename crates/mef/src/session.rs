@@ -15,6 +15,13 @@
 //! HTTP: [`MefSession`] opens the session, exports ([`ConnectionExport`]) and then starts
 //! HTTP/1.1.
 //!
+//! The same procedures at a MAF (TS-0003 §8.8.2.3-§8.8.2.10) are the `maf_*` functions
+//! ([`maf_register`], …): paths `maf/reg…` and `maf/keys…`, members `sec:mafClientReg` and
+//! `sec:mafClientCfg`, and the `assignedSymmKeyID` of a remotely provisioned client
+//! ([`ClientRegistration::assigned_symm_key_id`]). The TLS session is then the MAF Handshake
+//! (§8.8.2.2) or the remotely provisioned one (§8.8.2.3 step 1a); the connection type is the
+//! same.
+//!
 //! [`run_commands`] drives the pure [`CommandRunner`]: the runner decides, this module performs
 //! the network actions its decision needs (see [`SessionExecutor`]).
 
@@ -39,16 +46,16 @@ use crate::procedures::client::{
     CertProvFailure, ClientRegCfg, CommandExecutor, CommandRunner, DevCfgFailure, MoTree, Outcome,
     ProcessingFailure,
 };
-use crate::procedures::command_path;
 use crate::procedures::messages::{
-    ClientRegRequest, ClientRegResponse, ClientRegUpdate, KEY_CLIENT_CFG, KEY_CLIENT_CMD,
-    KEY_CLIENT_REG, KEY_CMD_UPDATE, KEY_KEY_REG, KeyRegRequest, KeyRegResponse, KeyRegUpdate,
-    KeyRetrieveResponse,
+    ClientRegRequest, ClientRegResponse, ClientRegUpdate, KEY_CLIENT_CMD, KEY_CMD_UPDATE,
+    KEY_KEY_REG, KeyRegRequest, KeyRegResponse, KeyRegUpdate, KeyRetrieveResponse,
+    MafClientRegResponse,
 };
 use crate::procedures::types::{
     CertProvArgs, CertProvProtocolId, CertSubjectType, CmdClassId, CmdUpdate, DevMgmtId, Suid,
     XsDuration, format_timestamp, parse_timestamp,
 };
+use crate::procedures::{Role, command_path};
 
 /// Most commands one [`run_commands`] call processes before it gives up on a MEF that never
 /// says NO_MORE_COMMANDS.
@@ -61,7 +68,7 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Why a MEF procedure failed on the device side.
+/// Why a MEF (or MAF) procedure failed on the device side.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// The MEF Handshake failed.
@@ -73,8 +80,9 @@ pub enum SessionError {
     /// The HTTP exchange on the session failed.
     #[error(transparent)]
     Connection(#[from] EnrolError),
-    /// The MEF answered with an error Response Status Code; nothing was changed (`docs/mef.md`).
-    #[error("the MEF refused the {procedure}: {rsc:?}: {dbg}")]
+    /// The MEF (MAF) answered with an error Response Status Code; nothing was changed
+    /// (`docs/mef.md`).
+    #[error("the {procedure} was refused: {rsc:?}: {dbg}")]
     Refused {
         /// The procedure refused.
         procedure: &'static str,
@@ -83,8 +91,8 @@ pub enum SessionError {
         /// The MEF's `m2m:dbg` (empty when it sent none).
         dbg: String,
     },
-    /// The MEF's answer does not follow the protocol.
-    #[error("unexpected MEF answer to the {procedure}: {detail}")]
+    /// The MEF's (MAF's) answer does not follow the protocol.
+    #[error("unexpected answer to the {procedure}: {detail}")]
     Protocol {
         /// The procedure.
         procedure: &'static str,
@@ -238,21 +246,27 @@ pub struct RegistrationRequest {
     pub labels: Option<Vec<String>>,
 }
 
-/// A MEF Client Registration as the MEF granted it (Table 8.3.5.2.3-2).
+/// A MEF Client Registration as the MEF granted it (Table 8.3.5.2.3-2), or a MAF Client
+/// Registration as the MAF granted it (Table 8.8.2.3-2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientRegistration {
-    /// MEFClientRegID.
+    /// MEFClientRegID (mafClientRegID).
     pub id: String,
-    /// The expirationTime the MEF granted.
+    /// The expirationTime the MEF (MAF) granted.
     pub expiration: DateTime<Utc>,
     /// Labels.
     pub labels: Option<Vec<String>>,
-    /// The MEF Client ID the MEF authenticated (`mefClientID`).
+    /// The client ID the MEF (MAF) authenticated (`mefClientID`, `mafClientID`).
     pub client_id: String,
     /// The administrating stakeholder.
     pub admin_fqdn: Fqdn,
-    /// Paths of command resources with commands waiting (§8.3.4.6 trigger); empty when none.
+    /// Paths of command resources with commands waiting (§8.3.4.6 trigger); empty when none,
+    /// always at a MAF.
     pub commands: Vec<String>,
+    /// MAF only: `assignedSymmKeyID`, the KmID the client uses as its Master Credential ID
+    /// hereafter (§8.8.2.3 step 5); present when it registered with a remotely provisioned
+    /// credential. Always `None` at a MEF.
+    pub assigned_symm_key_id: Option<String>,
 }
 
 /// The changes of a Client Registration Update (Tables 8.3.5.2.5-1/-2): in a request what to
@@ -271,29 +285,69 @@ pub async fn register(
     mef: &Fqdn,
     request: &RegistrationRequest,
 ) -> Result<ClientRegistration, SessionError> {
-    const P: &str = "MEF Client Registration";
-    // Step 2: the request (Table 8.3.5.2.3-1).
+    register_in(Role::Mef, conn, mef, request).await
+}
+
+/// TS-0003 §8.8.2.3 MAF Client Registration at the MAF `maf`. On a session authenticated with
+/// a remotely provisioned credential (step 1a) the answer carries the KmID to use hereafter
+/// ([`ClientRegistration::assigned_symm_key_id`]).
+pub async fn maf_register(
+    conn: &mut MefConnection,
+    maf: &Fqdn,
+    request: &RegistrationRequest,
+) -> Result<ClientRegistration, SessionError> {
+    register_in(Role::Maf, conn, maf, request).await
+}
+
+async fn register_in(
+    role: Role,
+    conn: &mut MefConnection,
+    fqdn: &Fqdn,
+    request: &RegistrationRequest,
+) -> Result<ClientRegistration, SessionError> {
+    let p = name(role, "MEF Client Registration", "MAF Client Registration");
+    // Step 2: the request (Table 8.3.5.2.3-1, Table 8.8.2.3-1).
     let body = ClientRegRequest {
-        fqdn: mef.as_str().to_owned(),
+        fqdn: fqdn.as_str().to_owned(),
         exp: format_timestamp(request.expiration),
         lbl: request.labels.clone(),
         admin_fqdn: request.admin_fqdn.as_str().to_owned(),
     };
+    let key = role.client_reg_key();
     let resp = conn
         .send(
             Method::POST,
-            "/mef/reg",
-            Some(&wrap(P, KEY_CLIENT_REG, &body)?),
+            &format!("/{}/reg", role.path_prefix()),
+            Some(&wrap(p, key, &body)?),
         )
         .await?;
-    // Step 4: the response (Table 8.3.5.2.3-2).
-    let content = expect(P, &resp, ResponseStatusCode::CREATED)?;
-    let r: ClientRegResponse = unwrap_body(P, content, KEY_CLIENT_REG)?;
+    // Step 4: the response (Table 8.3.5.2.3-2, Table 8.8.2.3-2).
+    let content = expect(p, &resp, ResponseStatusCode::CREATED)?;
+    let (r, assigned_symm_key_id) = match role {
+        Role::Mef => (unwrap_body::<ClientRegResponse>(p, content, key)?, None),
+        Role::Maf => {
+            let m: MafClientRegResponse = unwrap_body(p, content, key)?;
+            let common = ClientRegResponse {
+                ri: m.ri,
+                exp: m.exp,
+                lbl: m.lbl,
+                client_id: m.maf_client_id,
+                admin_fqdn: m.admin_fqdn,
+                ch: None,
+            };
+            // Step 5: "If assignedSymmKeyID is present, the client uses it as Master
+            // Credential ID (KmID) hereafter".
+            if m.assigned_symm_key_id.as_deref() == Some("") {
+                return Err(protocol(p, "empty assignedSymmKeyID".into()));
+            }
+            (common, m.assigned_symm_key_id)
+        }
+    };
     let admin_fqdn =
-        Fqdn::parse(&r.admin_fqdn).map_err(|e| protocol(P, format!("adminFQDN: {e}")))?;
+        Fqdn::parse(&r.admin_fqdn).map_err(|e| protocol(p, format!("adminFQDN: {e}")))?;
     if admin_fqdn != request.admin_fqdn {
         return Err(protocol(
-            P,
+            p,
             format!(
                 "registered for {admin_fqdn}, requested {}",
                 request.admin_fqdn
@@ -301,15 +355,16 @@ pub async fn register(
         ));
     }
     if r.ri.is_empty() {
-        return Err(protocol(P, "empty MEFClientRegID".into()));
+        return Err(protocol(p, "empty registration ID".into()));
     }
     Ok(ClientRegistration {
-        expiration: timestamp(P, &r.exp)?,
+        expiration: timestamp(p, &r.exp)?,
         id: r.ri,
         labels: r.lbl,
         client_id: r.client_id,
         admin_fqdn,
         commands: r.ch.unwrap_or_default(),
+        assigned_symm_key_id,
     })
 }
 
@@ -320,15 +375,36 @@ pub async fn retrieve_configuration(
     conn: &mut MefConnection,
     reg_id: &str,
 ) -> Result<Value, SessionError> {
-    const P: &str = "MEF Client Configuration Retrieval";
+    retrieve_configuration_in(Role::Mef, conn, reg_id).await
+}
+
+/// TS-0003 §8.8.2.4 MAF Client Configuration Retrieval: the mafClientCfg, as JSON.
+pub async fn maf_retrieve_configuration(
+    conn: &mut MefConnection,
+    reg_id: &str,
+) -> Result<Value, SessionError> {
+    retrieve_configuration_in(Role::Maf, conn, reg_id).await
+}
+
+async fn retrieve_configuration_in(
+    role: Role,
+    conn: &mut MefConnection,
+    reg_id: &str,
+) -> Result<Value, SessionError> {
+    let p = name(
+        role,
+        "MEF Client Configuration Retrieval",
+        "MAF Client Configuration Retrieval",
+    );
     let resp = conn
-        .send(Method::GET, &format!("/mef/reg/{}", segment(reg_id)), None)
+        .send(Method::GET, &reg_path(role, reg_id), None)
         .await?;
-    let content = expect(P, &resp, ResponseStatusCode::OK)?;
+    let content = expect(p, &resp, ResponseStatusCode::OK)?;
+    let key = role.client_cfg_key();
     content
-        .and_then(|c| c.get(KEY_CLIENT_CFG))
+        .and_then(|c| c.get(key))
         .cloned()
-        .ok_or_else(|| protocol(P, format!("no {KEY_CLIENT_CFG}")))
+        .ok_or_else(|| protocol(p, format!("no {key}")))
 }
 
 /// TS-0003 §8.3.5.2.5 MEF Client Registration Update.
@@ -338,38 +414,76 @@ pub async fn update_registration(
     reg_id: &str,
     changes: &RegistrationChanges,
 ) -> Result<RegistrationChanges, SessionError> {
-    const P: &str = "MEF Client Registration Update";
+    update_registration_in(Role::Mef, conn, mef, reg_id, changes).await
+}
+
+/// TS-0003 §8.8.2.5 MAF Client Registration Update.
+pub async fn maf_update_registration(
+    conn: &mut MefConnection,
+    maf: &Fqdn,
+    reg_id: &str,
+    changes: &RegistrationChanges,
+) -> Result<RegistrationChanges, SessionError> {
+    update_registration_in(Role::Maf, conn, maf, reg_id, changes).await
+}
+
+async fn update_registration_in(
+    role: Role,
+    conn: &mut MefConnection,
+    fqdn: &Fqdn,
+    reg_id: &str,
+    changes: &RegistrationChanges,
+) -> Result<RegistrationChanges, SessionError> {
+    let p = name(
+        role,
+        "MEF Client Registration Update",
+        "MAF Client Registration Update",
+    );
     let body = ClientRegUpdate {
-        fqdn: Some(mef.as_str().to_owned()),
+        fqdn: Some(fqdn.as_str().to_owned()),
         exp: changes.expiration.map(format_timestamp),
         lbl: changes.labels.clone(),
     };
+    let key = role.client_reg_key();
     let resp = conn
         .send(
             Method::PUT,
-            &format!("/mef/reg/{}", segment(reg_id)),
-            Some(&wrap(P, KEY_CLIENT_REG, &body)?),
+            &reg_path(role, reg_id),
+            Some(&wrap(p, key, &body)?),
         )
         .await?;
-    let content = expect(P, &resp, ResponseStatusCode::UPDATED)?;
-    let r: ClientRegUpdate = unwrap_body(P, content, KEY_CLIENT_REG)?;
+    let content = expect(p, &resp, ResponseStatusCode::UPDATED)?;
+    let r: ClientRegUpdate = unwrap_body(p, content, key)?;
     Ok(RegistrationChanges {
-        expiration: r.exp.as_deref().map(|e| timestamp(P, e)).transpose()?,
+        expiration: r.exp.as_deref().map(|e| timestamp(p, e)).transpose()?,
         labels: r.lbl,
     })
 }
 
 /// TS-0003 §8.3.5.2.6 MEF Client De-Registration.
 pub async fn deregister(conn: &mut MefConnection, reg_id: &str) -> Result<(), SessionError> {
-    const P: &str = "MEF Client De-Registration";
+    deregister_in(Role::Mef, conn, reg_id).await
+}
+
+/// TS-0003 §8.8.2.6 MAF Client De-Registration.
+pub async fn maf_deregister(conn: &mut MefConnection, reg_id: &str) -> Result<(), SessionError> {
+    deregister_in(Role::Maf, conn, reg_id).await
+}
+
+async fn deregister_in(
+    role: Role,
+    conn: &mut MefConnection,
+    reg_id: &str,
+) -> Result<(), SessionError> {
+    let p = name(
+        role,
+        "MEF Client De-Registration",
+        "MAF Client De-Registration",
+    );
     let resp = conn
-        .send(
-            Method::DELETE,
-            &format!("/mef/reg/{}", segment(reg_id)),
-            None,
-        )
+        .send(Method::DELETE, &reg_path(role, reg_id), None)
         .await?;
-    expect(P, &resp, ResponseStatusCode::DELETED)?;
+    expect(p, &resp, ResponseStatusCode::DELETED)?;
     Ok(())
 }
 
@@ -385,7 +499,7 @@ pub struct KeyRegistrationRequest {
     pub expiration: DateTime<Utc>,
     /// Labels.
     pub labels: Option<Vec<String>>,
-    /// The key's security usage (21-25).
+    /// The key's security usage (21-25 at a MEF, 32-35 at a MAF).
     pub suid: Suid,
     /// targetIDs: who may retrieve the key.
     pub target_ids: Vec<String>,
@@ -465,7 +579,28 @@ pub async fn register_key(
     request: &KeyRegistrationRequest,
     value: KeyValue<'_>,
 ) -> Result<RegisteredKey, SessionError> {
-    const P: &str = "MEF Key Registration";
+    register_key_in(Role::Mef, conn, mef, request, value).await
+}
+
+/// TS-0003 §8.8.2.7 MAF Key Registration (SUIDs 32-35) at the MAF `maf`; the Key Identifier
+/// is `RelativeKeyID@MAF-FQDN` (step 12).
+pub async fn maf_register_key(
+    conn: &mut MefConnection,
+    maf: &Fqdn,
+    request: &KeyRegistrationRequest,
+    value: KeyValue<'_>,
+) -> Result<RegisteredKey, SessionError> {
+    register_key_in(Role::Maf, conn, maf, request, value).await
+}
+
+async fn register_key_in(
+    role: Role,
+    conn: &mut MefConnection,
+    mef: &Fqdn,
+    request: &KeyRegistrationRequest,
+    value: KeyValue<'_>,
+) -> Result<RegisteredKey, SessionError> {
+    let p = name(role, "MEF Key Registration", "MAF Key Registration");
     let (kv, key) = match value {
         KeyValue::Supplied(k) => (Some(k.clone()), k.clone()),
         KeyValue::Exported(export) => (None, export.key().clone()),
@@ -483,22 +618,22 @@ pub async fn register_key(
     let resp = conn
         .send(
             Method::POST,
-            "/mef/keys",
-            Some(&wrap(P, KEY_KEY_REG, &body)?),
+            &format!("/{}/keys", role.path_prefix()),
+            Some(&wrap(p, KEY_KEY_REG, &body)?),
         )
         .await?;
-    // Step 7: the response (Table 8.3.5.2.7-2).
-    let content = expect(P, &resp, ResponseStatusCode::CREATED)?;
-    let r: KeyRegResponse = unwrap_body(P, content, KEY_KEY_REG)?;
-    check_key_id(P, &r.rki, &r.kid, mef)?;
+    // Step 7: the response (Table 8.3.5.2.7-2; at a MAF step 10, Table 8.8.2.7-2).
+    let content = expect(p, &resp, ResponseStatusCode::CREATED)?;
+    let r: KeyRegResponse = unwrap_body(p, content, KEY_KEY_REG)?;
+    check_key_id(p, &r.rki, &r.kid, mef)?;
     if r.suid != request.suid {
         return Err(protocol(
-            P,
+            p,
             format!("registered {:?}, requested {:?}", r.suid, request.suid),
         ));
     }
     Ok(RegisteredKey {
-        expiration: timestamp(P, &r.exp)?,
+        expiration: timestamp(p, &r.exp)?,
         relative_key_id: r.rki,
         key_id: r.kid,
         source_id: r.src_id,
@@ -517,15 +652,32 @@ pub async fn retrieve_key(
     mef: &Fqdn,
     rki: &str,
 ) -> Result<RetrievedKey, SessionError> {
-    const P: &str = "MEF Key Retrieval";
-    let resp = conn
-        .send(Method::GET, &format!("/mef/keys/{}", segment(rki)), None)
-        .await?;
-    let content = expect(P, &resp, ResponseStatusCode::OK)?;
-    let r: KeyRetrieveResponse = unwrap_body(P, content, KEY_KEY_REG)?;
-    check_key_id(P, &r.rki, &r.kid, mef)?;
+    retrieve_key_in(Role::Mef, conn, mef, rki).await
+}
+
+/// TS-0003 §8.8.2.8 MAF Key Retrieval by a Target MAF Client; `rki` is the RelativeKeyID or
+/// the Key Identifier. The caller checks that the SUID fits its intended use (digest §6.8).
+pub async fn maf_retrieve_key(
+    conn: &mut MefConnection,
+    maf: &Fqdn,
+    rki: &str,
+) -> Result<RetrievedKey, SessionError> {
+    retrieve_key_in(Role::Maf, conn, maf, rki).await
+}
+
+async fn retrieve_key_in(
+    role: Role,
+    conn: &mut MefConnection,
+    mef: &Fqdn,
+    rki: &str,
+) -> Result<RetrievedKey, SessionError> {
+    let p = name(role, "MEF Key Retrieval", "MAF Key Retrieval");
+    let resp = conn.send(Method::GET, &key_path(role, rki), None).await?;
+    let content = expect(p, &resp, ResponseStatusCode::OK)?;
+    let r: KeyRetrieveResponse = unwrap_body(p, content, KEY_KEY_REG)?;
+    check_key_id(p, &r.rki, &r.kid, mef)?;
     Ok(RetrievedKey {
-        expiration: timestamp(P, &r.exp)?,
+        expiration: timestamp(p, &r.exp)?,
         relative_key_id: r.rki,
         key_id: r.kid,
         source_id: r.src_id,
@@ -543,7 +695,31 @@ pub async fn update_key(
     rki: &str,
     changes: &KeyChanges,
 ) -> Result<KeyChanges, SessionError> {
-    const P: &str = "MEF Key Registration Update";
+    update_key_in(Role::Mef, conn, mef, rki, changes).await
+}
+
+/// TS-0003 §8.8.2.9 MAF Key Registration Update by the Source MAF Client.
+pub async fn maf_update_key(
+    conn: &mut MefConnection,
+    maf: &Fqdn,
+    rki: &str,
+    changes: &KeyChanges,
+) -> Result<KeyChanges, SessionError> {
+    update_key_in(Role::Maf, conn, maf, rki, changes).await
+}
+
+async fn update_key_in(
+    role: Role,
+    conn: &mut MefConnection,
+    mef: &Fqdn,
+    rki: &str,
+    changes: &KeyChanges,
+) -> Result<KeyChanges, SessionError> {
+    let p = name(
+        role,
+        "MEF Key Registration Update",
+        "MAF Key Registration Update",
+    );
     let body = KeyRegUpdate {
         fqdn: Some(mef.as_str().to_owned()),
         exp: changes.expiration.map(format_timestamp),
@@ -553,14 +729,14 @@ pub async fn update_key(
     let resp = conn
         .send(
             Method::PUT,
-            &format!("/mef/keys/{}", segment(rki)),
-            Some(&wrap(P, KEY_KEY_REG, &body)?),
+            &key_path(role, rki),
+            Some(&wrap(p, KEY_KEY_REG, &body)?),
         )
         .await?;
-    let content = expect(P, &resp, ResponseStatusCode::UPDATED)?;
-    let r: KeyRegUpdate = unwrap_body(P, content, KEY_KEY_REG)?;
+    let content = expect(p, &resp, ResponseStatusCode::UPDATED)?;
+    let r: KeyRegUpdate = unwrap_body(p, content, KEY_KEY_REG)?;
     Ok(KeyChanges {
-        expiration: r.exp.as_deref().map(|e| timestamp(P, e)).transpose()?,
+        expiration: r.exp.as_deref().map(|e| timestamp(p, e)).transpose()?,
         labels: r.lbl,
         target_ids: r.tids,
     })
@@ -568,11 +744,24 @@ pub async fn update_key(
 
 /// TS-0003 §8.3.5.2.10 MEF Key De-Registration by the Source MEF Client.
 pub async fn deregister_key(conn: &mut MefConnection, rki: &str) -> Result<(), SessionError> {
-    const P: &str = "MEF Key De-Registration";
+    deregister_key_in(Role::Mef, conn, rki).await
+}
+
+/// TS-0003 §8.8.2.10 MAF Key De-Registration by the Source MAF Client.
+pub async fn maf_deregister_key(conn: &mut MefConnection, rki: &str) -> Result<(), SessionError> {
+    deregister_key_in(Role::Maf, conn, rki).await
+}
+
+async fn deregister_key_in(
+    role: Role,
+    conn: &mut MefConnection,
+    rki: &str,
+) -> Result<(), SessionError> {
+    let p = name(role, "MEF Key De-Registration", "MAF Key De-Registration");
     let resp = conn
-        .send(Method::DELETE, &format!("/mef/keys/{}", segment(rki)), None)
+        .send(Method::DELETE, &key_path(role, rki), None)
         .await?;
-    expect(P, &resp, ResponseStatusCode::DELETED)?;
+    expect(p, &resp, ResponseStatusCode::DELETED)?;
     Ok(())
 }
 
@@ -1056,6 +1245,24 @@ fn segment(id: &str) -> String {
     utf8_percent_encode(id, SEGMENT).to_string()
 }
 
+/// The procedure's name at the function `role`, for errors.
+fn name(role: Role, mef: &'static str, maf: &'static str) -> &'static str {
+    match role {
+        Role::Mef => mef,
+        Role::Maf => maf,
+    }
+}
+
+/// `/mef/reg/<id>` or `/maf/reg/<id>`.
+fn reg_path(role: Role, reg_id: &str) -> String {
+    format!("/{}/reg/{}", role.path_prefix(), segment(reg_id))
+}
+
+/// `/mef/keys/<rki>` or `/maf/keys/<rki>`.
+fn key_path(role: Role, rki: &str) -> String {
+    format!("/{}/keys/{}", role.path_prefix(), segment(rki))
+}
+
 fn protocol(procedure: &'static str, detail: String) -> SessionError {
     SessionError::Protocol { procedure, detail }
 }
@@ -1107,7 +1314,7 @@ fn timestamp(procedure: &'static str, s: &str) -> Result<DateTime<Utc>, SessionE
         .ok_or_else(|| protocol(procedure, format!("exp {s:?} is not an m2m:timestamp")))
 }
 
-/// Key Identifier = `RelativeKeyID@MEF-FQDN` (§10.3.5, digest §B.6).
+/// Key Identifier = `RelativeKeyID@MEF-FQDN` (`@MAF-FQDN` at a MAF; §10.3.5, digest §B.6).
 fn check_key_id(
     procedure: &'static str,
     rki: &str,

@@ -5,7 +5,8 @@
 //! that a target can fetch its usage-constrained key later (`/fetchCredentials`). When the
 //! target CSE shares the MEF's store (`m2mtrust up`), the MEF also writes the target's
 //! credential directly: `12-<KeID>`, the usage-constrained key, bound to the Enrolee-ID and
-//! expiring with the enrolment. Both records are written in one transaction.
+//! expiring with the enrolment. The Ke record is written when the exchange starts (a MAF may
+//! fetch during it), the target's credential when it ends.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -78,7 +79,10 @@ pub type ProvisionFuture<'a, T> =
 
 /// Where the MEF records enrolments and delivers target keys.
 pub trait Provisioning: Send + Sync + 'static {
-    /// Records the enrolment and delivers the target's key, atomically.
+    /// Records the enrolment (Ke under its KeID, §8.3.2.1 Enrolment Key Generation step 3), so
+    /// that targets (a MAF during the exchange, a CSE later) can fetch their keys.
+    fn record_enrolment(&self, p: &Provisioned) -> ProvisionFuture<'_, ()>;
+    /// Delivers the target's key at the end of the exchange.
     fn provision(&self, p: Provisioned) -> ProvisionFuture<'_, ()>;
     /// The enrolment recorded under `ke_id`, if any.
     fn enrolment(&self, ke_id: &KpsaId) -> Result<Option<StoredEnrolment>, ProvisionError>;
@@ -116,52 +120,54 @@ fn to_timestamp(t: DateTime<Utc>) -> Timestamp {
 }
 
 impl Provisioning for StoreProvisioning {
-    fn provision(&self, p: Provisioned) -> ProvisionFuture<'_, ()> {
+    fn record_enrolment(&self, p: &Provisioned) -> ProvisionFuture<'_, ()> {
+        let now = Timestamp::now();
+        let (kind, ids) = binding(&p.assignment);
+        let ke_id = ke_record_id(&p.ke_id);
+        let sealed = self
+            .sealer
+            .seal(p.ke.expose_bytes(), ke_id.as_bytes())
+            .map_err(|e| ProvisionError::Seal(e.to_string()));
+        let expires = Some(to_timestamp(p.expires));
         Box::pin(async move {
-            let now = Timestamp::now();
-            let expires = Some(to_timestamp(p.expires));
-            let (kind, ids) = binding(&p.assignment);
-            let ke_id = ke_record_id(&p.ke_id);
-            let ke_sealed = self
-                .sealer
-                .seal(p.ke.expose_bytes(), ke_id.as_bytes())
-                .map_err(|e| ProvisionError::Seal(e.to_string()))?;
-            let ke_record = CredentialRecord {
+            let record = CredentialRecord {
                 id: ke_id,
                 kind: KE_KIND.into(),
-                sealed_secret: Some(ke_sealed),
+                sealed_secret: Some(sealed?),
                 binding: kind.into(),
-                bound_ids: ids.clone(),
+                bound_ids: ids,
                 created: now,
                 expires,
             };
-            let target_record = if self.local_target {
-                let id = m2mtrust_channel::kpsa_credential_id(&p.ke_id);
-                let sealed = self
-                    .sealer
-                    .seal(p.target_key.expose_bytes(), id.as_bytes())
-                    .map_err(|e| ProvisionError::Seal(e.to_string()))?;
-                Some(CredentialRecord {
-                    id,
-                    kind: "psk".into(),
-                    sealed_secret: Some(sealed),
-                    binding: kind.into(),
-                    bound_ids: ids,
-                    created: now,
-                    expires,
-                })
-            } else {
-                None
+            self.store.write(move |w| w.put_credential(&record)).await?;
+            Ok(())
+        })
+    }
+
+    fn provision(&self, p: Provisioned) -> ProvisionFuture<'_, ()> {
+        Box::pin(async move {
+            if !self.local_target {
+                // The target fetches its key (`/fetchCredentials`).
+                return Ok(());
+            }
+            let now = Timestamp::now();
+            let expires = Some(to_timestamp(p.expires));
+            let (kind, ids) = binding(&p.assignment);
+            let id = m2mtrust_channel::kpsa_credential_id(&p.ke_id);
+            let sealed = self
+                .sealer
+                .seal(p.target_key.expose_bytes(), id.as_bytes())
+                .map_err(|e| ProvisionError::Seal(e.to_string()))?;
+            let record = CredentialRecord {
+                id,
+                kind: "psk".into(),
+                sealed_secret: Some(sealed),
+                binding: kind.into(),
+                bound_ids: ids,
+                created: now,
+                expires,
             };
-            self.store
-                .write(move |w| -> Result<(), StoreError> {
-                    w.put_credential(&ke_record)?;
-                    if let Some(t) = &target_record {
-                        w.put_credential(t)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+            self.store.write(move |w| w.put_credential(&record)).await?;
             Ok(())
         })
     }

@@ -136,6 +136,8 @@ async fn start() -> Mef {
         policy(),
     ));
     let config = MefConfig {
+        role: m2mtrust_mef::server::Role::Mef,
+        maf: None,
         target: TargetCse {
             cse_id: in_cse,
             sp_domain: SP.into(),
@@ -726,7 +728,7 @@ async fn refusals_over_the_wire_change_nothing() {
     let unknown = "R0000000000000000";
     let (rsc, dbg) = refused(session::retrieve_configuration(a.connection(), unknown).await);
     assert_eq!(rsc, Rsc::NOT_FOUND);
-    assert!(dbg.contains("unknown MEF Client Registration"), "{dbg}");
+    assert!(dbg.contains("unknown client registration"), "{dbg}");
     let (rsc, _) =
         refused(session::update_registration(a.connection(), &mef, unknown, &changes).await);
     assert_eq!(rsc, Rsc::NOT_FOUND);

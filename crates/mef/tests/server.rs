@@ -78,6 +78,8 @@ async fn start() -> Mef {
     let sealer = Arc::new(Sealer::from_key(SecretKey::generate(32).unwrap()).unwrap());
     let ca_for_est = DevCa::from_pem(ca.cert_pem(), ca.key_pem().expose_pem()).unwrap();
     let config = MefConfig {
+        role: m2mtrust_mef::server::Role::Mef,
+        maf: None,
         target: TargetCse {
             cse_id: in_cse,
             sp_domain: SP.into(),
@@ -391,7 +393,8 @@ async fn est_refuses_bad_csrs_and_foreign_identities() {
         .unwrap();
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Nothing was provisioned by the refusals; then the right CSR is certified.
-    assert_eq!(credential_count(&m), 0);
+    // Only the enrolment record (Ke, written when the exchange started).
+    assert_eq!(credential_count(&m), 1);
     let (status, _, body) = s
         .raw(
             Method::POST,

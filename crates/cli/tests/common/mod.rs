@@ -22,6 +22,8 @@ pub struct Server {
     pub tls_addr: SocketAddr,
     /// The MEF listener, when one runs.
     pub mef_addr: Option<SocketAddr>,
+    /// The MAF listener, when one runs.
+    pub maf_addr: Option<SocketAddr>,
     pub data: PathBuf,
 }
 
@@ -39,6 +41,11 @@ impl Server {
         } else {
             &[]
         };
+        let maf: &[&str] = if command == "up" && !extra.contains(&"--maf") {
+            &["--maf", "127.0.0.1:0"]
+        } else {
+            &[]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
             .args([command, "--data"])
             .arg(data)
@@ -51,6 +58,7 @@ impl Server {
                 "warn",
             ])
             .args(mef)
+            .args(maf)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -61,8 +69,13 @@ impl Server {
         let mut addr = None;
         let mut tls_addr = None;
         let mut mef_addr = None;
+        let mut maf_addr = None;
         for line in lines.by_ref() {
             let line = line.expect("read stdout");
+            if let Some(rest) = line.trim().strip_prefix("maf ") {
+                let url = rest.split_whitespace().next().unwrap();
+                maf_addr = Some(url.trim_start_matches("https://").parse().unwrap());
+            }
             if let Some(rest) = line.trim().strip_prefix("mef ") {
                 let url = rest.split_whitespace().next().unwrap();
                 mef_addr = Some(url.trim_start_matches("https://").parse().unwrap());
@@ -92,6 +105,7 @@ impl Server {
             addr: addr.expect("no http address printed"),
             tls_addr: tls_addr.expect("no https address printed"),
             mef_addr,
+            maf_addr,
             data: data.to_path_buf(),
         }
     }

@@ -2,7 +2,8 @@
 //! project JSON mapping (`docs/mef.md`; TS-0032 is not available, digest §B.34).
 //!
 //! Every body is a JSON object with one namespaced key: `sec:mefClientReg`, `sec:mefClientCfg`,
-//! `sec:keyReg`, `sec:mefClientCmd`, `sec:cmdUpd`. Times are m2m:timestamp text
+//! `sec:keyReg`, `sec:mefClientCmd`, `sec:cmdUpd`; at a MAF (TS-0003 §8.8.2.3-§8.8.2.10, same
+//! shapes) `sec:mafClientReg`, `sec:mafClientCfg` and `sec:keyReg`. Times are m2m:timestamp text
 //! (`YYYYMMDDTHHMMSS`), Key Values base64 (standard alphabet, padded).
 //!
 //! The same types serve the MEF (parsing requests, forming responses) and the client side
@@ -19,7 +20,12 @@ use super::types::Suid;
 pub const KEY_CLIENT_REG: &str = "sec:mefClientReg";
 /// JSON key of the MEF Client Configuration in a Configuration Retrieval response.
 pub const KEY_CLIENT_CFG: &str = "sec:mefClientCfg";
-/// JSON key of Key Registration bodies.
+/// JSON key of MAF Client Registration bodies (TS-0003 §8.8.2.3, §8.8.2.5).
+pub const KEY_MAF_CLIENT_REG: &str = "sec:mafClientReg";
+/// JSON key of the MAF Client Configuration in a MAF Configuration Retrieval response
+/// (§8.8.2.4).
+pub const KEY_MAF_CLIENT_CFG: &str = "sec:mafClientCfg";
+/// JSON key of Key Registration bodies (MEF and MAF alike).
 pub const KEY_KEY_REG: &str = "sec:keyReg";
 /// JSON key of a MEF Client Command in Command Retrieve / Update responses.
 pub const KEY_CLIENT_CMD: &str = "sec:mefClientCmd";
@@ -63,6 +69,35 @@ pub struct ClientRegResponse {
     /// (TS-0003 §8.3.4.6 trigger).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ch: Option<Vec<String>>,
+}
+
+/// MAF Client Registration response (TS-0003 Table 8.8.2.3-2). The request is a
+/// [`ClientRegRequest`] whose `fqdn` is the MAF-FQDN.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MafClientRegResponse {
+    /// `ri`: mafClientRegID.
+    pub ri: String,
+    /// `exp`: the expirationTime the MAF granted.
+    pub exp: String,
+    /// `lbl`: labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lbl: Option<Vec<String>>,
+    /// `mafClientID`: the MAF Client ID the MAF Handshake (or the remotely provisioned
+    /// credential) authenticated.
+    #[serde(rename = "mafClientID")]
+    pub maf_client_id: String,
+    /// `adminFQDN`.
+    #[serde(rename = "adminFQDN")]
+    pub admin_fqdn: String,
+    /// `assignedSymmKeyID`: the KmID the client uses hereafter as its Master Credential ID
+    /// (§8.8.2.3 step 5); present only when the client registered with a remotely
+    /// provisioned credential (step 1a).
+    #[serde(
+        rename = "assignedSymmKeyID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub assigned_symm_key_id: Option<String>,
 }
 
 /// MEF Client Registration Update request and response (TS-0003 Tables 8.3.5.2.5-1/-2).

@@ -18,6 +18,12 @@
 //! | Command Retrieve §8.3.9.2 | `GET mef/reg/<MEFClientRegID>/cmd` |
 //! | Command Update §8.3.9.3 | `PUT mef/reg/<MEFClientRegID>/cmd` `{"sec:cmdUpd": {...}}` |
 //!
+//! The M2M Authentication Function runs the same engine ([`Procedures::maf`], [`Role::Maf`]):
+//! its procedures (TS-0003 §8.8.2.3-§8.8.2.10) are the MEF's without commands, under `maf/reg`
+//! and `maf/keys`, with the members `sec:mafClientReg` and `sec:mafClientCfg` (`sec:keyReg` is
+//! shared), the MAF-distributed SUIDs 32-35, and a KmID (`assignedSymmKeyID`) for clients that
+//! register with a remotely provisioned credential ([`KmAssigner`], §8.8.2.3 steps 1a and 5).
+//!
 //! Each procedure runs in one registry transaction; an error response changes nothing, except
 //! that a record found expired is purged. Access decisions are audit events (target `audit`).
 //!
@@ -43,8 +49,8 @@ use serde_json::{Map, Value};
 use crate::wire::{MefRequest, Session};
 use messages::{
     ClientRegRequest, ClientRegResponse, ClientRegUpdate, KEY_CLIENT_CFG, KEY_CLIENT_CMD,
-    KEY_CLIENT_REG, KEY_CMD_UPDATE, KEY_KEY_REG, KeyRegRequest, KeyRegResponse, KeyRegUpdate,
-    KeyRetrieveResponse,
+    KEY_CLIENT_REG, KEY_CMD_UPDATE, KEY_KEY_REG, KEY_MAF_CLIENT_CFG, KEY_MAF_CLIENT_REG,
+    KeyRegRequest, KeyRegResponse, KeyRegUpdate, KeyRetrieveResponse, MafClientRegResponse,
 };
 pub use registry::{
     CommandReport, CommandState, IssuedCommand, KeyRegistration, MemoryRegistry, Registration,
@@ -62,22 +68,22 @@ pub const MAX_LABELS: usize = 32;
 /// Longest label, target ID or path identifier accepted.
 pub const MAX_ID_LEN: usize = 512;
 
-/// Why a MEF procedure failed. [`ResponseStatusCode::from`] picks the wire code.
+/// Why a MEF or MAF procedure failed. [`ResponseStatusCode::from`] picks the wire code.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcedureError {
     /// The request body is missing, is not the expected JSON, or a value is invalid.
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// The request names another MEF in its MEF-FQDN.
-    #[error("request addressed to MEF {requested:?}, this MEF is {ours}")]
+    /// The request names another MEF (MAF) in its MEF-FQDN (MAF-FQDN).
+    #[error("request addressed to {requested:?}, this is {ours}")]
     WrongMef {
-        /// The MEF-FQDN in the request.
+        /// The MEF-FQDN (MAF-FQDN) in the request.
         requested: String,
-        /// This MEF's FQDN.
+        /// This function's FQDN.
         ours: String,
     },
     /// No procedure at this path.
-    #[error("no MEF resource at {0:?}")]
+    #[error("no resource at {0:?}")]
     UnknownPath(String),
     /// The path exists but not for this operation.
     #[error("operation {op:?} not allowed on {path:?}")]
@@ -87,11 +93,11 @@ pub enum ProcedureError {
         /// The path.
         path: String,
     },
-    /// No registration with this MEFClientRegID.
-    #[error("unknown MEF Client Registration {0}")]
+    /// No registration with this MEFClientRegID (mafClientRegID).
+    #[error("unknown client registration {0}")]
     UnknownRegistration(String),
     /// The registration expired (it is purged).
-    #[error("MEF Client Registration {0} expired")]
+    #[error("client registration {0} expired")]
     RegistrationExpired(String),
     /// No key registration with this RelativeKeyID.
     #[error("unknown key registration {0}")]
@@ -115,14 +121,14 @@ pub enum ProcedureError {
         /// The RelativeKeyID.
         rki: String,
     },
-    /// The adminFQDN is not an administrating stakeholder this MEF serves.
-    #[error("administrating stakeholder {0} is not known to this MEF")]
+    /// The adminFQDN is not an administrating stakeholder this MEF (MAF) serves.
+    #[error("administrating stakeholder {0} is not known here")]
     UnknownAdmin(String),
     /// The administrating stakeholder does not authorize this update (§8.3.5.2.5, §8.3.5.2.9).
     #[error("administrating stakeholder {0} does not authorize updates")]
     UpdateNotAuthorized(String),
-    /// Key Registration pre-condition: no MEF Client Registration for the adminFQDN.
-    #[error("{client} has no MEF Client Registration for {admin}")]
+    /// Key Registration pre-condition: no MEF (MAF) Client Registration for the adminFQDN.
+    #[error("{client} has no client registration for {admin}")]
     NotRegistered {
         /// The authenticated MEF Client ID.
         client: String,
@@ -130,7 +136,7 @@ pub enum ProcedureError {
         admin: String,
     },
     /// The client already holds a live registration for this administrating stakeholder.
-    #[error("{client} already has MEF Client Registration {id} for {admin}")]
+    #[error("{client} already has client registration {id} for {admin}")]
     AlreadyRegistered {
         /// The authenticated MEF Client ID.
         client: String,
@@ -139,9 +145,26 @@ pub enum ProcedureError {
         /// The existing MEFClientRegID.
         id: String,
     },
-    /// No MEF Client Configuration is associated with the registration (§8.3.5.2.4).
-    #[error("no MEF Client Configuration for administrating stakeholder {0}")]
+    /// No MEF (MAF) Client Configuration is associated with the registration (§8.3.5.2.4,
+    /// §8.8.2.4).
+    #[error("no client configuration for administrating stakeholder {0}")]
     NoConfiguration(String),
+    /// A MAF Client Registration on a session authenticated with a remotely provisioned
+    /// credential (§8.8.2.3 step 1a), at a MAF that has no [`KmAssigner`] to give it a KmID.
+    #[error(
+        "this MAF does not assign KmIDs to remotely provisioned clients (KeID {0}): \
+         register with a pre-provisioned credential or a certificate"
+    )]
+    NoKmAssigner(String),
+    /// The [`KmAssigner`] could not confirm the remotely provisioned credential, e.g. the MEF
+    /// answered `/fetchCredentials` with `status` false (§8.3.2.1, Table 8.3.2.1-6).
+    #[error("the remotely provisioned credential {key_id} was refused: {reason}")]
+    RemoteCredentialRefused {
+        /// The KeID the client authenticated with.
+        key_id: String,
+        /// Why, as far as the peer may know.
+        reason: String,
+    },
     /// A Key Registration without Key Value on a session without TLS key export.
     #[error("no Key Value in the request and no TLS key export on this session")]
     NoKeyMaterial,
@@ -168,7 +191,11 @@ impl From<&ProcedureError> for ResponseStatusCode {
             E::NotOwner { .. }
             | E::NotTarget { .. }
             | E::UnknownAdmin(_)
-            | E::UpdateNotAuthorized(_) => Self::ORIGINATOR_HAS_NO_PRIVILEGE,
+            | E::UpdateNotAuthorized(_)
+            | E::RemoteCredentialRefused { .. } => Self::ORIGINATOR_HAS_NO_PRIVILEGE,
+            // The request is well-formed and the client may register; this MAF does not offer
+            // remote provisioning. 5001 is not 5000, so the reason reaches the client.
+            E::NoKmAssigner(_) => Self::NOT_IMPLEMENTED,
             E::NotRegistered { .. } => Self::ORIGINATOR_HAS_NOT_REGISTERED,
             E::AlreadyRegistered { .. } => Self::ORIGINATOR_HAS_ALREADY_REGISTERED,
             E::IdExhausted | E::Registry(_) => Self::INTERNAL_SERVER_ERROR,
@@ -222,17 +249,100 @@ impl Policy {
     }
 }
 
-/// The MEF procedures over a [`Registry`].
+/// Which trust function's procedures a [`Procedures`] engine runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The M2M Enrolment Function: TS-0003 §8.3.5.2.3-§8.3.5.2.10 and the commands of §8.3.9,
+    /// under `mef/…`; key SUIDs 21-25.
+    Mef,
+    /// The M2M Authentication Function: TS-0003 §8.8.2.3-§8.8.2.10 (no commands), under
+    /// `maf/…`; key SUIDs 32-35.
+    Maf,
+}
+
+impl Role {
+    /// The first path segment of the function's resources: `mef` or `maf`.
+    pub fn path_prefix(self) -> &'static str {
+        match self {
+            Self::Mef => "mef",
+            Self::Maf => "maf",
+        }
+    }
+
+    /// The JSON member of Client Registration and Registration Update bodies.
+    pub fn client_reg_key(self) -> &'static str {
+        match self {
+            Self::Mef => KEY_CLIENT_REG,
+            Self::Maf => KEY_MAF_CLIENT_REG,
+        }
+    }
+
+    /// The JSON member of the Client Configuration Retrieval response.
+    pub fn client_cfg_key(self) -> &'static str {
+        match self {
+            Self::Mef => KEY_CLIENT_CFG,
+            Self::Maf => KEY_MAF_CLIENT_CFG,
+        }
+    }
+
+    /// The usage of a key a Source Client may register under `suid` at this function
+    /// ([`Suid::mef_key_usage`], [`Suid::maf_key_usage`]); `None` ⇒ refused.
+    pub fn key_usage(self, suid: Suid) -> Option<KeyUsage> {
+        match self {
+            Self::Mef => suid.mef_key_usage(),
+            Self::Maf => suid.maf_key_usage(),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Mef => "MEF",
+            Self::Maf => "MAF",
+        })
+    }
+}
+
+/// Assigns the KmID of a MAF Client that registers with a remotely provisioned credential
+/// (TS-0003 §8.8.2.3 step 1a: the client offered its KeID, the MAF fetched the key from the
+/// MEF with SUID 21; step 5: the response's `assignedSymmKeyID` is the client's Master
+/// Credential ID hereafter). The implementation provisions the Km/KmID pair for later MAF
+/// Handshakes (§8.8.2.2) and returns the KmID.
+///
+/// It is called inside the registry transaction of the registration, after every check has
+/// passed: an error refuses the registration and nothing is stored. (If the registry then
+/// fails to commit, the KmID was assigned for a registration that does not exist; the client
+/// sees 5000 and registers again.) It holds the registry while it runs, so it should not wait
+/// long.
+pub trait KmAssigner: Send + Sync {
+    /// The KmID for the client of `session` (whose [`Session::remote_key_id`] is set), for the
+    /// registration `reg_id` that expires at `expires`. Refusals that the client may learn
+    /// about are [`ProcedureError::RemoteCredentialRefused`]; internal failures
+    /// [`ProcedureError::Registry`] (answered 5000 without detail).
+    fn assign(
+        &self,
+        session: &Session,
+        reg_id: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<String, ProcedureError>;
+}
+
+/// The MEF (or MAF) procedures over a [`Registry`].
 pub struct Procedures {
+    role: Role,
     mef_fqdn: Fqdn,
     registry: Arc<dyn Registry>,
     policy: Policy,
+    km_assigner: Option<Arc<dyn KmAssigner>>,
 }
 
 impl std::fmt::Debug for Procedures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Procedures")
-            .field("mef_fqdn", &self.mef_fqdn)
+            .field("role", &self.role)
+            .field("fqdn", &self.mef_fqdn)
+            .field("km_assigner", &self.km_assigner.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -243,16 +353,46 @@ pub fn command_path(reg_id: &str) -> String {
 }
 
 impl Procedures {
-    /// Procedures of the MEF `mef_fqdn`.
+    /// Procedures of the MEF `mef_fqdn` ([`Role::Mef`]).
     pub fn new(mef_fqdn: Fqdn, registry: Arc<dyn Registry>, policy: Policy) -> Self {
+        Self::with_role(Role::Mef, mef_fqdn, registry, policy)
+    }
+
+    /// Procedures of the MAF `maf_fqdn` ([`Role::Maf`], TS-0003 §8.8.2). Without
+    /// [`Self::with_km_assigner`] it refuses registrations of remotely provisioned clients.
+    pub fn maf(maf_fqdn: Fqdn, registry: Arc<dyn Registry>, policy: Policy) -> Self {
+        Self::with_role(Role::Maf, maf_fqdn, registry, policy)
+    }
+
+    /// Procedures of the function `role` named `fqdn`.
+    pub fn with_role(role: Role, fqdn: Fqdn, registry: Arc<dyn Registry>, policy: Policy) -> Self {
         Self {
-            mef_fqdn,
+            role,
+            mef_fqdn: fqdn,
             registry,
             policy,
+            km_assigner: None,
         }
     }
 
-    /// The MEF's FQDN.
+    /// Sets the hook that assigns KmIDs to MAF Clients registering with a remotely
+    /// provisioned credential (§8.8.2.3 step 1a). A MEF never calls it.
+    pub fn with_km_assigner(mut self, assigner: Arc<dyn KmAssigner>) -> Self {
+        self.km_assigner = Some(assigner);
+        self
+    }
+
+    /// Which function this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The function's FQDN (MEF-FQDN or MAF-FQDN).
+    pub fn fqdn(&self) -> &Fqdn {
+        &self.mef_fqdn
+    }
+
+    /// The MEF's FQDN (the MAF's, for [`Role::Maf`]); the same as [`Self::fqdn`].
     pub fn mef_fqdn(&self) -> &Fqdn {
         &self.mef_fqdn
     }
@@ -267,16 +407,17 @@ impl Procedures {
                 let status = ResponseStatusCode::from(&e);
                 tracing::info!(
                     target: "audit",
+                    function = %self.role,
                     client_id = %session.client_id,
                     credential_id = %session.credential_id,
                     op = ?req.op,
                     path = %req.path,
                     rsc = status.0,
                     error = %e,
-                    "MEF procedure refused"
+                    "procedure refused"
                 );
                 if status == ResponseStatusCode::INTERNAL_SERVER_ERROR {
-                    tracing::error!(error = %e, path = %req.path, "MEF procedure failed");
+                    tracing::error!(function = %self.role, error = %e, path = %req.path, "procedure failed");
                     Response::error(status, "internal error")
                 } else {
                     Response::error(status, e.to_string())
@@ -289,7 +430,13 @@ impl Procedures {
 
     /// Queues a command for a registration (the operator's or MEF's decision, §8.3.9.2 step 2).
     /// NO_MORE_COMMANDS is not queued: the MEF issues it when the queue is empty.
+    /// A MAF has no commands (§8.8.2): it refuses.
     pub fn queue_command(&self, reg_id: &str, cmd: CmdDescription) -> Result<(), ProcedureError> {
+        if self.role == Role::Maf {
+            return Err(ProcedureError::BadRequest(
+                "a MAF has no client commands".into(),
+            ));
+        }
         if matches!(cmd.args, CmdArgs::NoMore { .. }) {
             return Err(ProcedureError::BadRequest(
                 "NO_MORE_COMMANDS is issued when the queue is empty".into(),
@@ -331,12 +478,18 @@ impl Procedures {
             op: req.op,
             path: req.path.clone(),
         };
-        match segments.as_slice() {
-            ["mef", "reg"] => match req.op {
+        // The function's own prefix only: a MAF has no `mef/…` resources and vice versa.
+        let segments = match segments.split_first() {
+            Some((first, rest)) if *first == self.role.path_prefix() => rest,
+            _ => return Err(ProcedureError::UnknownPath(truncate(&req.path))),
+        };
+        let commands = self.role == Role::Mef;
+        match segments {
+            ["reg"] => match req.op {
                 Operation::Create => self.client_registration(s, body, now),
                 _ => Err(not_allowed()),
             },
-            ["mef", "reg", id] => {
+            ["reg", id] => {
                 let id = path_id(id, &req.path)?;
                 match req.op {
                     Operation::Retrieve => self.configuration_retrieval(s, id, now),
@@ -345,7 +498,8 @@ impl Procedures {
                     _ => Err(not_allowed()),
                 }
             }
-            ["mef", "reg", id, "cmd"] => {
+            // §8.3.9: MEF Client Commands; a MAF has none (§8.8.2).
+            ["reg", id, "cmd"] if commands => {
                 let id = path_id(id, &req.path)?;
                 match req.op {
                     Operation::Retrieve => self.command_retrieve(s, id, now),
@@ -353,11 +507,11 @@ impl Procedures {
                     _ => Err(not_allowed()),
                 }
             }
-            ["mef", "keys"] => match req.op {
+            ["keys"] => match req.op {
                 Operation::Create => self.key_registration(s, body, now),
                 _ => Err(not_allowed()),
             },
-            ["mef", "keys", rki] => {
+            ["keys", rki] => {
                 let rki = self.relative_key_id(rki, &req.path)?;
                 match req.op {
                     Operation::Retrieve => self.key_retrieval(s, &rki, now),
@@ -366,7 +520,7 @@ impl Procedures {
                     _ => Err(not_allowed()),
                 }
             }
-            _ => Err(ProcedureError::UnknownPath(req.path.clone())),
+            _ => Err(ProcedureError::UnknownPath(truncate(&req.path))),
         }
     }
 
@@ -447,7 +601,7 @@ impl Procedures {
         if reg.client_id != s.client_id {
             return Err(ProcedureError::NotOwner {
                 client: s.client_id.clone(),
-                what: format!("MEF Client Registration {id}"),
+                what: format!("client registration {id}"),
             });
         }
         Ok(reg)
@@ -489,7 +643,7 @@ impl Procedures {
     }
 
     // -----------------------------------------------------------------------------------------
-    // §8.3.5.2.3 MEF Client Registration
+    // §8.3.5.2.3 MEF Client Registration, §8.8.2.3 MAF Client Registration
 
     fn client_registration(
         &self,
@@ -497,8 +651,9 @@ impl Procedures {
         body: Option<&Value>,
         now: DateTime<Utc>,
     ) -> Result<Response, ProcedureError> {
-        // TS-0003 §8.3.5.2.3 step 2: the request (Table 8.3.5.2.3-1).
-        let req: ClientRegRequest = body_of(body, KEY_CLIENT_REG)?;
+        // TS-0003 §8.3.5.2.3 step 2: the request (Table 8.3.5.2.3-1; at a MAF §8.8.2.3 step 2,
+        // Table 8.8.2.3-1, the same parameters with the MAF-FQDN).
+        let req: ClientRegRequest = body_of(body, self.role.client_reg_key())?;
         self.check_mef(&req.fqdn)?;
         let admin = parse_admin(&req.admin_fqdn)?;
         let proposed = parse_future(&req.exp, now)?;
@@ -507,6 +662,17 @@ impl Procedures {
         // administrating stakeholder": unknown stakeholders are refused, the lifetime capped.
         let admin_policy = self.admin_policy(&admin)?;
         let expiration = proposed.min(now + self.policy.max_registration_lifetime);
+        // TS-0003 §8.8.2.3 step 1a: a client that authenticated with a remotely provisioned
+        // credential (its KeID) is given a KmID; a MAF that cannot assign one refuses before
+        // anything is stored. The MEF has no such step.
+        let assigner = match (self.role, &s.remote_key_id) {
+            (Role::Maf, Some(ke_id)) => Some(
+                self.km_assigner
+                    .as_ref()
+                    .ok_or_else(|| ProcedureError::NoKmAssigner(truncate(ke_id)))?,
+            ),
+            _ => None,
+        };
         let mut created = None;
         self.registry.transact(&mut |tx| {
             // One registration per client and administrating stakeholder (§8.3.5.1 step 3).
@@ -526,6 +692,12 @@ impl Procedures {
                 |id| Ok(tx.registration(id)?.is_none()),
                 || format!("R{:016X}", rand::rng().random::<u64>()),
             )?;
+            // §8.8.2.3 step 5: the KmID, inside the transaction so that a failed assignment
+            // leaves no registration behind.
+            let km_id = match assigner {
+                Some(a) => Some(a.assign(s, &id, expiration)?),
+                None => None,
+            };
             let reg = Registration {
                 id: id.clone(),
                 client_id: s.client_id.clone(),
@@ -534,35 +706,54 @@ impl Procedures {
                 labels: labels.clone(),
             };
             tx.put_registration(&reg)?;
-            let state = CommandState {
-                queue: admin_policy.initial_commands.iter().cloned().collect(),
-                ..CommandState::default()
-            };
-            tx.put_commands(&id, &state)?;
-            created = Some((reg, !state.queue.is_empty()));
+            // §8.3.9 commands exist at the MEF only.
+            let mut has_commands = false;
+            if self.role == Role::Mef {
+                let state = CommandState {
+                    queue: admin_policy.initial_commands.iter().cloned().collect(),
+                    ..CommandState::default()
+                };
+                tx.put_commands(&id, &state)?;
+                has_commands = !state.queue.is_empty();
+            }
+            created = Some((reg, has_commands, km_id));
             Ok(())
         })?;
-        let (reg, has_commands) = created.ok_or(ProcedureError::IdExhausted)?;
+        let (reg, has_commands, km_id) = created.ok_or(ProcedureError::IdExhausted)?;
         tracing::info!(
             target: "audit",
+            function = %self.role,
             client_id = %s.client_id,
             credential_id = %s.credential_id,
             reg_id = %reg.id,
             admin = %reg.admin_fqdn.as_str(),
-            "MEF Client Registration created"
+            remote_key_id = s.remote_key_id.as_deref(),
+            km_id = km_id.as_deref(),
+            "client registration created"
         );
-        // Step 4: the response (Table 8.3.5.2.3-2).
-        let body = ClientRegResponse {
-            ri: reg.id.clone(),
-            exp: format_timestamp(reg.expiration),
-            lbl: reg.labels,
-            client_id: reg.client_id,
-            admin_fqdn: reg.admin_fqdn.as_str().to_string(),
-            ch: has_commands.then(|| vec![command_path(&reg.id)]),
-        };
+        // Step 4: the response (Table 8.3.5.2.3-2; at a MAF Table 8.8.2.3-2).
+        let body = match self.role {
+            Role::Mef => serde_json::to_value(ClientRegResponse {
+                ri: reg.id.clone(),
+                exp: format_timestamp(reg.expiration),
+                lbl: reg.labels,
+                client_id: reg.client_id,
+                admin_fqdn: reg.admin_fqdn.as_str().to_string(),
+                ch: has_commands.then(|| vec![command_path(&reg.id)]),
+            }),
+            Role::Maf => serde_json::to_value(MafClientRegResponse {
+                ri: reg.id.clone(),
+                exp: format_timestamp(reg.expiration),
+                lbl: reg.labels,
+                maf_client_id: reg.client_id,
+                admin_fqdn: reg.admin_fqdn.as_str().to_string(),
+                assigned_symm_key_id: km_id,
+            }),
+        }
+        .map_err(|e| RegistryError::Corrupt(format!("encoding a response: {e}")))?;
         Ok(Response::new(
             ResponseStatusCode::CREATED,
-            Some(wrap(KEY_CLIENT_REG, &body)?),
+            Some(wrap(self.role.client_reg_key(), &body)?),
         ))
     }
 
@@ -589,7 +780,7 @@ impl Procedures {
             .and_then(|a| a.client_config.clone())
             .ok_or_else(|| ProcedureError::NoConfiguration(reg.admin_fqdn.as_str().into()))?;
         let mut map = Map::new();
-        map.insert(KEY_CLIENT_CFG.into(), cfg);
+        map.insert(self.role.client_cfg_key().into(), cfg);
         Ok(Response::new(
             ResponseStatusCode::OK,
             Some(Value::Object(map)),
@@ -605,7 +796,7 @@ impl Procedures {
         body: Option<&Value>,
         now: DateTime<Utc>,
     ) -> Result<Response, ProcedureError> {
-        let req: ClientRegUpdate = body_of(body, KEY_CLIENT_REG)?;
+        let req: ClientRegUpdate = body_of(body, self.role.client_reg_key())?;
         if let Some(fqdn) = &req.fqdn {
             self.check_mef(fqdn)?;
         }
@@ -649,7 +840,7 @@ impl Procedures {
         };
         Ok(Response::new(
             ResponseStatusCode::UPDATED,
-            Some(wrap(KEY_CLIENT_REG, &out)?),
+            Some(wrap(self.role.client_reg_key(), &out)?),
         ))
     }
 
@@ -668,9 +859,10 @@ impl Procedures {
         })?;
         tracing::info!(
             target: "audit",
+            function = %self.role,
             client_id = %s.client_id,
             reg_id = %id,
-            "MEF Client Registration deleted"
+            "client registration deleted"
         );
         Ok(Response::new(ResponseStatusCode::DELETED, None))
     }
@@ -689,10 +881,11 @@ impl Procedures {
         let admin = parse_admin(&req.admin_fqdn)?;
         let proposed = parse_future(&req.exp, now)?;
         let labels = check_labels(req.lbl)?;
-        let usage = req.suid.mef_key_usage().ok_or_else(|| {
+        // Registrable SUIDs: 21-25 at a MEF, 32-35 at a MAF (Table 8.8.1-1).
+        let usage = self.role.key_usage(req.suid).ok_or_else(|| {
             ProcedureError::BadRequest(format!(
-                "SUID {} is not a key a MEF Client registers at the MEF",
-                req.suid
+                "SUID {} is not a key a client registers at the {}",
+                req.suid, self.role
             ))
         })?;
         // "SAEF or ESPrim ⇒ exactly one Absolute AE-ID or Absolute CSE-ID; ESData ⇒ any
@@ -762,13 +955,14 @@ impl Procedures {
         let record = created.ok_or(ProcedureError::IdExhausted)?;
         tracing::info!(
             target: "audit",
+            function = %self.role,
             client_id = %s.client_id,
             credential_id = %s.credential_id,
             rki = %record.relative_key_id,
             suid = record.suid.0,
             targets = ?record.target_ids,
             exported = preferred_rki.is_some(),
-            "MEF key registered"
+            "key registered"
         );
         // Step 7: the response (Table 8.3.5.2.7-2), never the key.
         let out = KeyRegResponse {
@@ -803,18 +997,19 @@ impl Procedures {
         let key = found.ok_or_else(|| ProcedureError::UnknownKey(rki.into()))?;
         // Step 3: "the MEF shall verify that the authenticated identity of the Target MEF
         // Client is included in the targetIDs"; otherwise an error and no key.
-        let usage = key.suid.mef_key_usage();
+        let usage = self.role.key_usage(key.suid);
         let candidates = std::iter::once(&s.client_id).chain(s.bound_ids.iter());
         let authorized = candidates
             .clone()
             .any(|id| key.target_ids.iter().any(|t| same_target(t, id, usage)));
         tracing::info!(
             target: "audit",
+            function = %self.role,
             client_id = %s.client_id,
             credential_id = %s.credential_id,
             rki = %rki,
             decision = if authorized { "permit" } else { "deny" },
-            "MEF key retrieval"
+            "key retrieval"
         );
         if !authorized {
             return Err(ProcedureError::NotTarget {
@@ -873,7 +1068,7 @@ impl Procedures {
                 ));
             }
             if let Some(tids) = &req.tids {
-                let usage = key.suid.mef_key_usage().ok_or_else(|| {
+                let usage = self.role.key_usage(key.suid).ok_or_else(|| {
                     ProcedureError::BadRequest(format!("SUID {} has no targets", key.suid))
                 })?;
                 key.target_ids = check_targets(tids.clone(), usage)?;
@@ -891,10 +1086,11 @@ impl Procedures {
         let key = updated.ok_or_else(|| ProcedureError::UnknownKey(rki.into()))?;
         tracing::info!(
             target: "audit",
+            function = %self.role,
             client_id = %s.client_id,
             rki = %rki,
             targets = ?key.target_ids,
-            "MEF key registration updated"
+            "key registration updated"
         );
         // Table 8.3.5.2.9-2: only what the request had.
         let out = KeyRegUpdate {
@@ -922,7 +1118,13 @@ impl Procedures {
             tx.delete_key(rki)?;
             Ok(())
         })?;
-        tracing::info!(target: "audit", client_id = %s.client_id, rki = %rki, "MEF key deleted");
+        tracing::info!(
+            target: "audit",
+            function = %self.role,
+            client_id = %s.client_id,
+            rki = %rki,
+            "key deleted"
+        );
         Ok(Response::new(ResponseStatusCode::DELETED, None))
     }
 

@@ -199,6 +199,18 @@ impl Suid {
         }
     }
 
+    /// The usage of a SUID whose key a Source MAF Client may register at a MAF (the
+    /// MAF-distributed range 32-35 of TS-0004 m2m:suid; TS-0003 Table 8.8.1-1); `None` for
+    /// every other SUID, the RSPF range 21-25 included.
+    pub fn maf_key_usage(self) -> Option<KeyUsage> {
+        match self.0 {
+            32 => Some(KeyUsage::Saef),
+            33 => Some(KeyUsage::EsPrim),
+            34 | 35 => Some(KeyUsage::EsData),
+            _ => None,
+        }
+    }
+
     /// How many target IDs a key of this usage needs: `(min, max)` (TS-0003 §8.3.5.2.7).
     pub fn target_bounds(usage: KeyUsage) -> (usize, usize) {
         match usage {

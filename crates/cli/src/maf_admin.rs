@@ -1,0 +1,184 @@
+//! `m2mtrust maf …`: the M2M Authentication Function's operator tools (pre-provisioned master
+//! credentials, TS-0003 §8.8.3.1) and the device side of the MAF-based security association
+//! (§8.2.2.3: register a key for a target CSE at the MAF).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use m2mtrust_channel::KpsaId;
+use m2mtrust_mef::Assignment;
+use m2mtrust_model::{CseId, Timestamp};
+use m2mtrust_store::{StoreError, StoreExt};
+
+use crate::admin::{DataArg, ae_ids, fail, key_from_hex, open_store};
+use crate::datadir::DataDir;
+
+/// `m2mtrust maf`.
+#[derive(Debug, Subcommand)]
+pub enum MafCommand {
+    /// Pre-provisioned master credentials (Km, named by KmID) of MAF clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Device side: register a key for a target CSE at the MAF (MAF Key Registration,
+    /// §8.8.2.7, SUID 32) with the master credential `m2mtrust enrol --maf` obtained; the key
+    /// and its Key Identifier are kept (sealed) in the device's data folder for
+    /// `m2mtrust request --data DEVDIR --use-maf-key`.
+    RegisterKey(crate::enrol::RegisterKeyArgs),
+}
+
+/// `m2mtrust maf client`.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Add a pre-provisioned master credential and the identity its client is known by.
+    Add(ClientAdd),
+    /// List MAF clients (never their keys).
+    List(DataArg),
+    /// Remove a MAF client by KmID.
+    Remove(ClientRemove),
+}
+
+/// `maf client add`.
+#[derive(Debug, Args)]
+pub struct ClientAdd {
+    #[command(flatten)]
+    data: DataArg,
+    /// KmID, `relative@MAF-FQDN` (TS-0003 §10.6): the `psk_identity` of the MAF Handshake.
+    #[arg(long, value_name = "KM_ID")]
+    km_id: String,
+    /// Km, hex; at least 16 bytes.
+    #[arg(long, value_name = "HEX")]
+    km_hex: String,
+    /// AE-ID the client is (the Source MAF Client ID targets bind to).
+    #[arg(
+        long,
+        value_name = "ID",
+        required_unless_present = "bind_cse_id",
+        conflicts_with = "bind_cse_id"
+    )]
+    bind_ae_id: Vec<String>,
+    /// CSE-ID the client is.
+    #[arg(long, value_name = "ID")]
+    bind_cse_id: Option<String>,
+    /// Validity in days.
+    #[arg(long, value_name = "DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
+    valid_days: u32,
+}
+
+/// `maf client remove`.
+#[derive(Debug, Args)]
+pub struct ClientRemove {
+    #[command(flatten)]
+    data: DataArg,
+    /// KmID.
+    #[arg(long, value_name = "KM_ID")]
+    km_id: String,
+}
+
+/// Runs a `maf` subcommand.
+pub async fn run(cmd: MafCommand) -> ExitCode {
+    let cmd = match cmd {
+        MafCommand::Client(c) => c,
+        MafCommand::RegisterKey(args) => return crate::enrol::register_key(args).await,
+    };
+    match cmd {
+        ClientCommand::Add(a) => {
+            let km_id = match KpsaId::parse(&a.km_id) {
+                Ok(k) => k,
+                Err(e) => return fail(format!("--km-id: {e}"), 2),
+            };
+            let km = match key_from_hex(&a.km_hex, "--km-hex") {
+                Ok(k) => k,
+                Err(e) => return fail(e, 2),
+            };
+            let assignment = if let Some(cse) = &a.bind_cse_id {
+                match CseId::parse(cse) {
+                    Ok(c) => Assignment::CseId(c.to_string()),
+                    Err(e) => return fail(format!("--bind-cse-id: {e}"), 2),
+                }
+            } else {
+                match ae_ids(&a.bind_ae_id, "--bind-ae-id") {
+                    Ok(ids) => Assignment::AeIds(ids),
+                    Err(e) => return fail(e, 2),
+                }
+            };
+            let result = async {
+                let dir = DataDir::open(&a.data.data)?;
+                let store = open_store(&dir)?;
+                let sealer = Arc::new(dir.sealer()?);
+                let now = Timestamp::now();
+                let expires = now.plus_secs(i64::from(a.valid_days) * 86_400);
+                let record = m2mtrust_maf::km_record(
+                    &sealer,
+                    &km_id,
+                    km.expose_bytes(),
+                    &assignment,
+                    now,
+                    expires,
+                )
+                .map_err(|e| e.to_string())?;
+                let id = record.id.clone();
+                match store.write(move |w| w.put_credential(&record)).await {
+                    Ok(()) => Ok(id),
+                    Err(StoreError::Duplicate(_)) => {
+                        Err(format!("MAF client {id} exists; remove it first"))
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            .await;
+            match result {
+                Ok(id) => {
+                    println!("added {id} ({assignment:?})");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e, 1),
+            }
+        }
+        ClientCommand::List(d) => {
+            let store = match DataDir::open(&d.data).and_then(|dir| open_store(&dir)) {
+                Ok(s) => s,
+                Err(e) => return fail(e, 1),
+            };
+            match store.read(|r| r.credentials()) {
+                Ok(list) => {
+                    println!("{:<48} {:<8} {:<24} expires", "client", "binding", "bound");
+                    for c in list.into_iter().filter(|c| c.kind == m2mtrust_maf::KM_KIND) {
+                        let expires = c
+                            .expires
+                            .map(|t| t.to_onem2m())
+                            .unwrap_or_else(|| "-".into());
+                        println!(
+                            "{:<48} {:<8} {:<24} {expires}",
+                            c.id,
+                            c.binding,
+                            c.bound_ids.join(",")
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e, 1),
+            }
+        }
+        ClientCommand::Remove(r) => {
+            let km_id = match KpsaId::parse(&r.km_id) {
+                Ok(k) => k,
+                Err(e) => return fail(format!("--km-id: {e}"), 2),
+            };
+            let id = m2mtrust_maf::km_credential_id(&km_id);
+            let store = match DataDir::open(&r.data.data).and_then(|dir| open_store(&dir)) {
+                Ok(s) => s,
+                Err(e) => return fail(e, 1),
+            };
+            let key = id.clone();
+            match store.write(move |w| w.remove_credential(&key)).await {
+                Ok(true) => {
+                    println!("removed {id}");
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => fail(format!("no MAF client {id}"), 1),
+                Err(e) => fail(e, 1),
+            }
+        }
+    }
+}

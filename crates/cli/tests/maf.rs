@@ -1,0 +1,259 @@
+//! The MAF-based security association end to end (TS-0003 §8.2.2.3, §8.8): the MEF enrols a
+//! device for the MAF, the device registers with the MAF (its KeID, then the KmID it is
+//! assigned), registers a key for the IN-CSE, and reaches the IN-CSE with it; the CSE retrieves
+//! the key from the MAF and binds the association to the device's AE-ID.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Server;
+
+const KPM: &str = "00112233445566778899aabbccddeeff";
+
+fn m2mtrust(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// An enrolee of the MEF, enrolled for the MAF too; returns the device folder.
+fn enrolled_device(s: &Server, dir: &Path, name: &str, ae: &str) -> String {
+    let data = s.data.to_str().unwrap();
+    let kpm_id = format!("{name}@mef.m2mtrust.example");
+    let (code, out, err) = m2mtrust(&[
+        "mef",
+        "enrollee",
+        "add",
+        "--data",
+        data,
+        "--kpm-id",
+        &kpm_id,
+        "--kpm-hex",
+        KPM,
+        "--assign-ae-id",
+        ae,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let kpm = dir.join(format!("{name}.hex"));
+    std::fs::write(&kpm, KPM).unwrap();
+    let dev = dir.join(name);
+    let (code, out, err) = m2mtrust(&[
+        "enrol",
+        "--data",
+        dev.to_str().unwrap(),
+        "--mef",
+        &format!("https://127.0.0.1:{}", s.mef_addr.unwrap().port()),
+        "--kpm-id",
+        &kpm_id,
+        "--kpm-file",
+        kpm.to_str().unwrap(),
+        "--maf",
+        &maf_url(s),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("MAF KmID"), "{out}");
+    dev.to_str().unwrap().to_string()
+}
+
+fn maf_url(s: &Server) -> String {
+    format!(
+        "https://127.0.0.1:{}",
+        s.maf_addr.expect("MAF address").port()
+    )
+}
+
+fn register_key(s: &Server, dev: &str, secs: &str) -> (i32, String) {
+    let (code, out, err) = m2mtrust(&[
+        "maf",
+        "register-key",
+        "--data",
+        dev,
+        "--maf",
+        &maf_url(s),
+        "--target",
+        "/id-in",
+        "--valid-secs",
+        secs,
+    ]);
+    (code, format!("{out}{err}"))
+}
+
+fn request(
+    s: &Server,
+    dev: &str,
+    from: &str,
+    op: &str,
+    path: &str,
+    extra: &[&str],
+) -> (i32, String) {
+    let url = format!("https://127.0.0.1:{}/cse-in{path}", s.tls_addr.port());
+    let mut args = vec![
+        "request",
+        "--data",
+        dev,
+        "--use-maf-key",
+        "--to",
+        &url,
+        "--from",
+        from,
+        "--op",
+        op,
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = m2mtrust(&args);
+    (code, format!("{out}{err}"))
+}
+
+#[test]
+fn maf_distributed_key_reaches_the_in_cse_and_binds_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("in"), &[]);
+    let devs = tempfile::tempdir().unwrap();
+    let dev = enrolled_device(&s, devs.path(), "maf-dev-1", "Cmaf1");
+    let stored: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&dev).join("enrolment.json")).unwrap(),
+    )
+    .unwrap();
+    let km_id = stored["maf"]["kmID"].as_str().unwrap();
+    assert!(km_id.ends_with("@maf.m2mtrust.example"), "{km_id}");
+
+    let (code, out) = register_key(&s, &dev, "3600");
+    assert_eq!(code, 0, "{out}");
+    let key: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&dev).join("maf-key.json")).unwrap(),
+    )
+    .unwrap();
+    let kid = key["keyIdentifier"].as_str().unwrap().to_string();
+    assert!(
+        kid.ends_with("@maf.m2mtrust.example") && kid.len() == 32 + 1 + 20,
+        "{kid}"
+    );
+
+    // TLS-PSK with psk_identity = Key Identifier: the CSE retrieves Kc from the MAF and binds
+    // the association to the Source MAF Client ID, the device's AE-ID.
+    let ae = r#"{"m2m:ae": {"rn": "maf1", "api": "Nmaf", "rr": false}}"#;
+    let (code, out) = request(
+        &s,
+        &dev,
+        "Cmaf1",
+        "create",
+        "",
+        &["--ty", "2", "--content", ae],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"aei\": \"Cmaf1\""), "{out}");
+    let cnt = r#"{"m2m:cnt": {"rn": "data"}}"#;
+    let (code, out) = request(
+        &s,
+        &dev,
+        "Cmaf1",
+        "create",
+        "/maf1",
+        &["--ty", "3", "--content", cnt],
+    );
+    assert_eq!(code, 0, "{out}");
+    let cin = r#"{"m2m:cin": {"con": "21.5"}}"#;
+    let (code, out) = request(
+        &s,
+        &dev,
+        "Cmaf1",
+        "create",
+        "/maf1/data",
+        &["--ty", "4", "--content", cin],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = request(&s, &dev, "Cmaf1", "retrieve", "/maf1/data/la", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("21.5"), "{out}");
+    // Another From on the same association is refused.
+    let (code, out) = request(&s, &dev, "Cintruder", "retrieve", "/maf1", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("4106"), "{out}");
+    // The CSE keeps Kc until its lifetime ends, bound to the device.
+    let (_, list, _) = m2mtrust(&["credential", "list", "--data", s.data.to_str().unwrap()]);
+    let line = list
+        .lines()
+        .find(|l| l.contains(&kid))
+        .unwrap_or_else(|| panic!("Kc not cached:\n{list}"));
+    assert!(line.contains("Cmaf1"), "{line}");
+
+    // A third entity (an AE-ID certificate of the same CA, not the key's target) cannot
+    // retrieve Kc from the MAF.
+    let data = s.data.to_str().unwrap();
+    let prefix = dir.path().join("other");
+    let (code, _, err) = m2mtrust(&[
+        "cert",
+        "issue",
+        "--data",
+        data,
+        "--ae-id",
+        "Cother",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rki = kid.split('@').next().unwrap();
+    let (code, out, err) = m2mtrust(&[
+        "request",
+        "--to",
+        &format!("{}/maf/keys/{rki}", maf_url(&s)),
+        "--from",
+        "Cother",
+        "--op",
+        "retrieve",
+        "--cert",
+        &format!("{}.pem", prefix.display()),
+        "--key",
+        &format!("{}-key.pem", prefix.display()),
+        "--ca",
+        &format!("{data}/pki/ca.pem"),
+        "--server-name",
+        "maf.m2mtrust.example",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("4103"), "{out}{err}");
+    assert!(!out.contains("\"kv\""), "{out}");
+}
+
+#[test]
+fn an_expired_maf_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("in"), &[]);
+    let devs = tempfile::tempdir().unwrap();
+    let dev = enrolled_device(&s, devs.path(), "maf-dev-2", "Cmaf2");
+    let (code, out) = register_key(&s, &dev, "2");
+    assert_eq!(code, 0, "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let ae = r#"{"m2m:ae": {"rn": "maf2", "api": "Nmaf", "rr": false}}"#;
+    let (code, out) = request(
+        &s,
+        &dev,
+        "Cmaf2",
+        "create",
+        "",
+        &["--ty", "2", "--content", ae],
+    );
+    assert_eq!(code, 1, "{out}");
+    // A fresh key works again.
+    let (code, out) = register_key(&s, &dev, "3600");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = request(
+        &s,
+        &dev,
+        "Cmaf2",
+        "create",
+        "",
+        &["--ty", "2", "--content", ae],
+    );
+    assert_eq!(code, 0, "{out}");
+}
