@@ -357,6 +357,16 @@ pub struct RegisterKeyArgs {
     /// Lifetime of the key in seconds (the MAF may shorten it).
     #[arg(long, value_name = "SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u32).range(1..))]
     valid_secs: u32,
+    /// A pre-provisioned master credential instead of the one `enrol --maf` obtained: its KmID
+    /// (`relative@MAF-FQDN`).
+    #[arg(long, value_name = "KM_ID", requires = "km_file")]
+    km_id: Option<String>,
+    /// File holding that Km in hex.
+    #[arg(long, value_name = "FILE", requires = "km_id")]
+    km_file: Option<PathBuf>,
+    /// With --km-id: the administrating stakeholder the client registered with.
+    #[arg(long, value_name = "FQDN", default_value = "m2mtrust.example")]
+    admin_fqdn: String,
 }
 
 /// What `maf-key.json` holds: the MAF-distributed key for the target (Kc) and its Key
@@ -396,32 +406,48 @@ async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), 
     let usage = |e: String| (e, 2u8);
     let runtime = |e: String| (e, 1u8);
     let (addr, _) = address(&args.maf, 8445).map_err(|e| usage(format!("--maf: {e}")))?;
-    let path = args.data.join("enrolment.json");
-    let stored: StoredEnrolment = serde_json::from_slice(&read(&path).map_err(usage)?)
-        .map_err(|e| usage(format!("{}: {e}", path.display())))?;
-    let maf = stored.maf.ok_or_else(|| {
-        usage(format!(
-            "{} holds no MAF credential (enrol with --maf)",
-            args.data.display()
-        ))
-    })?;
-    let sealer = Sealer::load_or_create(&args.data.join("keys/master.key"))
-        .map_err(|e| runtime(e.to_string()))?;
-    let km = sealer
-        .open(
-            &B64.decode(&maf.sealed_km)
-                .map_err(|e| usage(e.to_string()))?,
-            maf.km_id.as_bytes(),
-        )
-        .map_err(|e| runtime(format!("{}: {e}", path.display())))?;
-    let km_id = KpsaId::parse(&maf.km_id).map_err(|e| usage(e.to_string()))?;
+    let sealer = DataDir::open(&args.data)
+        .and_then(|d| d.sealer())
+        .map_err(runtime)?;
+    // The master credential: pre-provisioned (--km-id/--km-file) or assigned at enrolment.
+    let (km_id, km, maf_fqdn, admin_fqdn) = match (&args.km_id, &args.km_file) {
+        (Some(id), Some(file)) => {
+            let km_id = KpsaId::parse(id).map_err(|e| usage(format!("--km-id: {e}")))?;
+            let hex = String::from_utf8(read(file).map_err(usage)?)
+                .map_err(|_| usage(format!("{} is not text", file.display())))?;
+            let km =
+                SecretKey::from_hex(hex.trim()).map_err(|e| usage(format!("--km-file: {e}")))?;
+            let fqdn = km_id.issuer().to_owned();
+            (km_id, km, fqdn, args.admin_fqdn.clone())
+        }
+        _ => {
+            let path = args.data.join("enrolment.json");
+            let stored: StoredEnrolment = serde_json::from_slice(&read(&path).map_err(usage)?)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            let maf = stored.maf.ok_or_else(|| {
+                usage(format!(
+                    "{} holds no MAF credential (enrol with --maf, or give --km-id/--km-file)",
+                    args.data.display()
+                ))
+            })?;
+            let km = sealer
+                .open(
+                    &B64.decode(&maf.sealed_km)
+                        .map_err(|e| usage(e.to_string()))?,
+                    maf.km_id.as_bytes(),
+                )
+                .map_err(|e| runtime(format!("{}: {e}", path.display())))?;
+            let km_id = KpsaId::parse(&maf.km_id).map_err(|e| usage(e.to_string()))?;
+            (km_id, km, maf.maf_fqdn, maf.admin_fqdn)
+        }
+    };
     let tcp = tokio::net::TcpStream::connect(&addr)
         .await
         .map_err(|e| runtime(format!("cannot connect to the MAF at {addr}: {e}")))?;
     let psk = PskKey::new(km.expose_bytes().to_vec()).map_err(|e| runtime(e.to_string()))?;
     let (stream, _) = m2mtrust_mef::bootstrap(
         tcp,
-        &maf.maf_fqdn,
+        &maf_fqdn,
         EnroleeCredential::Psk {
             kpm_id: km_id,
             kpm: psk,
@@ -433,14 +459,33 @@ async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), 
     let exported = export_keying_material(stream.ssl(), LABEL_CONNECTION)
         .map_err(|e| runtime(e.to_string()))?;
     let (kc_id, kc) = split_exporter_output(exported.expose_secret());
-    let mut conn = m2mtrust_mef::client::MefConnection::open(stream, &maf.maf_fqdn)
+    let mut conn = m2mtrust_mef::client::MefConnection::open(stream, &maf_fqdn)
         .await
         .map_err(|e| runtime(e.to_string()))?;
+    if args.km_id.is_some() {
+        // A pre-provisioned client registers with the MAF first (§8.8.2.3); once is enough.
+        let reg_exp = m2mtrust_model::Timestamp::now()
+            .plus_secs(30 * 86_400)
+            .to_onem2m();
+        let body = serde_json::json!({"sec:mafClientReg": {
+            "fqdn": maf_fqdn, "exp": reg_exp, "adminFQDN": admin_fqdn,
+        }});
+        let resp = conn
+            .send(http::Method::POST, "/maf/reg", Some(&body))
+            .await
+            .map_err(|e| runtime(e.to_string()))?;
+        let rsc = resp.status;
+        if rsc != m2mtrust_model::ResponseStatusCode::CREATED
+            && rsc != m2mtrust_model::ResponseStatusCode::ORIGINATOR_HAS_ALREADY_REGISTERED
+        {
+            return Err(runtime(format!("MAF client registration refused: {rsc}")));
+        }
+    }
     let exp = m2mtrust_model::Timestamp::now()
         .plus_secs(i64::from(args.valid_secs))
         .to_onem2m();
     let body = serde_json::json!({"sec:keyReg": {
-        "fqdn": maf.maf_fqdn, "exp": exp, "adminFQDN": maf.admin_fqdn,
+        "fqdn": maf_fqdn, "exp": exp, "adminFQDN": admin_fqdn,
         "suid": m2mtrust_maf::MAF_SAEF_SUID, "tids": [args.target],
     }});
     let resp = conn

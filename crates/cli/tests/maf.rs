@@ -257,3 +257,138 @@ fn an_expired_maf_key_is_refused() {
     );
     assert_eq!(code, 0, "{out}");
 }
+
+fn openssl_available() -> bool {
+    Command::new("openssl").arg("version").output().is_ok()
+}
+
+/// A pre-provisioned master credential (`m2mtrust maf client add`): `openssl s_client -psk`
+/// completes the MAF Handshake with KmID/Km; the device registers with the MAF, registers a
+/// key and reaches the IN-CSE with it; a wrong Km and an unknown KmID are refused.
+#[test]
+fn pre_provisioned_km_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("in"), &[]);
+    let data = s.data.to_str().unwrap();
+    let km_id = "gw-0009@maf.m2mtrust.example";
+    let km = "0f0e0d0c0b0a09080706050403020100";
+    let (code, out, err) = m2mtrust(&[
+        "maf",
+        "client",
+        "add",
+        "--data",
+        data,
+        "--km-id",
+        km_id,
+        "--km-hex",
+        km,
+        "--bind-ae-id",
+        "Cgw9",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, list, _) = m2mtrust(&["maf", "client", "list", "--data", data]);
+    assert!(
+        list.contains(&format!("11-{km_id}")) && list.contains("Cgw9"),
+        "{list}"
+    );
+    assert!(!list.contains(km), "{list}");
+
+    if openssl_available() {
+        let port = s.maf_addr.unwrap().port().to_string();
+        // s_client exits 0 only when the handshake completed (a refused PSK ends in an alert).
+        let run = |key: &str, id: &str| {
+            let out = Command::new("openssl")
+                .args([
+                    "s_client",
+                    "-connect",
+                    &format!("127.0.0.1:{port}"),
+                    "-tls1_2",
+                ])
+                .args([
+                    "-cipher",
+                    "PSK-AES128-CBC-SHA256",
+                    "-psk_identity",
+                    id,
+                    "-psk",
+                    key,
+                ])
+                .args(["-servername", "maf.m2mtrust.example"])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+            )
+        };
+        let (ok, out) = run(km, km_id);
+        assert!(
+            ok && out.contains("Cipher    : PSK-AES128-CBC-SHA256"),
+            "{out}"
+        );
+        let (ok, out) = run("00000000000000000000000000000000", km_id);
+        assert!(!ok, "{out}");
+        let (ok, out) = run(km, "nobody@maf.m2mtrust.example");
+        assert!(!ok, "{out}");
+    }
+
+    let devs = tempfile::tempdir().unwrap();
+    let dev = devs.path().join("gw");
+    let km_file = devs.path().join("km.hex");
+    std::fs::write(&km_file, km).unwrap();
+    let dev_s = dev.to_str().unwrap();
+    let (code, out, err) = m2mtrust(&[
+        "maf",
+        "register-key",
+        "--data",
+        dev_s,
+        "--maf",
+        &maf_url(&s),
+        "--km-id",
+        km_id,
+        "--km-file",
+        km_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let ae = r#"{"m2m:ae": {"rn": "gw9", "api": "Ngw", "rr": false}}"#;
+    let (code, out) = request(
+        &s,
+        dev_s,
+        "Cgw9",
+        "create",
+        "",
+        &["--ty", "2", "--content", ae],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"aei\": \"Cgw9\""), "{out}");
+    // Registering again reuses the client registration (4117 is not an error here).
+    let (code, out, err) = m2mtrust(&[
+        "maf",
+        "register-key",
+        "--data",
+        dev_s,
+        "--maf",
+        &maf_url(&s),
+        "--km-id",
+        km_id,
+        "--km-file",
+        km_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A wrong Km does not get through the MAF Handshake.
+    std::fs::write(&km_file, "00000000000000000000000000000000").unwrap();
+    let (code, _, err) = m2mtrust(&[
+        "maf",
+        "register-key",
+        "--data",
+        dev_s,
+        "--maf",
+        &maf_url(&s),
+        "--km-id",
+        km_id,
+        "--km-file",
+        km_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("MAF handshake"), "{err}");
+}
