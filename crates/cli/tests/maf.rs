@@ -392,3 +392,33 @@ fn pre_provisioned_km_client() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("MAF handshake"), "{err}");
 }
+
+/// The MAF keeps its registrations across a restart (they live in the data folder's
+/// `maf.sqlite`, key values sealed): a key registered before the restart is retrieved after it.
+#[test]
+fn maf_registrations_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("in");
+    let s = Server::start(&data, &[]);
+    let devs = tempfile::tempdir().unwrap();
+    let dev = enrolled_device(&s, devs.path(), "maf-dev-3", "Cmaf3");
+    let (code, out) = register_key(&s, &dev, "3600");
+    assert_eq!(code, 0, "{out}");
+    drop(s);
+    let s = Server::start(&data, &[]);
+    // The CSE never saw this key: it retrieves it from the restarted MAF.
+    let ae = r#"{"m2m:ae": {"rn": "maf3", "api": "Nmaf", "rr": false}}"#;
+    let (code, out) = request(
+        &s,
+        &dev,
+        "Cmaf3",
+        "create",
+        "",
+        &["--ty", "2", "--content", ae],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"aei\": \"Cmaf3\""), "{out}");
+    // The KmID assigned before the restart still opens a MAF session.
+    let (code, out) = register_key(&s, &dev, "3600");
+    assert_eq!(code, 0, "{out}");
+}
