@@ -113,6 +113,13 @@ pub struct MafSection {
     /// `maf.fqdn`: its FQDN, the issuer part of every KmID and Key Identifier [default:
     /// `maf.<SP domain>`].
     pub fqdn: Option<String>,
+    /// `maf.remote_url`: a MAF running elsewhere (`m2mtrust maf serve`), `https://host:port`;
+    /// the CSE retrieves MAF-distributed keys from it (§8.2.2.3).
+    pub remote_url: Option<String>,
+    /// `maf.remote_fqdn`: that MAF's FQDN [default: the URL host].
+    pub remote_fqdn: Option<String>,
+    /// `maf.remote_ca`: PEM trust anchor for that MAF's certificate.
+    pub remote_ca: Option<PathBuf>,
 }
 
 /// Where the MEF listens.
@@ -309,6 +316,8 @@ pub struct Settings {
     pub maf_listen: MefListen,
     /// The MAF's FQDN (validated).
     pub maf_fqdn: Option<String>,
+    /// A remote MAF to retrieve MAF-distributed keys from.
+    pub remote_maf: Option<RemoteMefSettings>,
     /// Request body limit.
     pub max_body: usize,
     /// Commit durability.
@@ -358,6 +367,43 @@ fn listen_addr(
             message: format!("{v:?}: {e}"),
         }),
     }
+}
+
+/// A trust function elsewhere (`[mef]`/`[maf]` `remote_url`, `remote_fqdn`, `remote_ca`).
+fn remote_function(
+    url: Option<&str>,
+    fqdn: Option<String>,
+    ca: Option<PathBuf>,
+    [url_key, fqdn_key, ca_key]: [&'static str; 3],
+    default_port: u16,
+) -> Result<Option<RemoteMefSettings>, ConfigError> {
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let Some(ca) = ca else {
+        return Err(ConfigError::Invalid {
+            key: ca_key,
+            message: format!("{url_key} needs the CA of the function's certificate"),
+        });
+    };
+    let authority = url
+        .strip_prefix("https://")
+        .map(|r| r.split('/').next().unwrap_or_default())
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| ConfigError::Invalid {
+            key: url_key,
+            message: format!("{url:?}: expected https://host:port"),
+        })?;
+    let (host, addr) = match authority.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_owned(), authority.to_owned()),
+        _ => (authority.to_owned(), format!("{authority}:{default_port}")),
+    };
+    let fqdn = fqdn.unwrap_or(host);
+    m2mtrust_crypto::Fqdn::parse(&fqdn).map_err(|e| ConfigError::Invalid {
+        key: fqdn_key,
+        message: format!("{fqdn:?}: {e}"),
+    })?;
+    Ok(Some(RemoteMefSettings { addr, fqdn, ca }))
 }
 
 impl Settings {
@@ -479,41 +525,20 @@ impl Settings {
             }
             Some(d) => d,
         };
-        let remote_mef = match (&file.mef.remote_url, &file.mef.remote_ca) {
-            (None, _) => None,
-            (Some(_), None) => {
-                return Err(ConfigError::Invalid {
-                    key: "mef.remote_ca",
-                    message: "mef.remote_url needs the CA of the MEF's certificate".into(),
-                });
-            }
-            (Some(url), Some(ca)) => {
-                let authority = url
-                    .strip_prefix("https://")
-                    .map(|r| r.split('/').next().unwrap_or_default())
-                    .filter(|a| !a.is_empty())
-                    .ok_or_else(|| ConfigError::Invalid {
-                        key: "mef.remote_url",
-                        message: format!("{url:?}: expected https://host:port"),
-                    })?;
-                let (host, addr) = match authority.rsplit_once(':') {
-                    Some((h, p)) if p.parse::<u16>().is_ok() => {
-                        (h.to_owned(), authority.to_owned())
-                    }
-                    _ => (authority.to_owned(), format!("{authority}:8444")),
-                };
-                let fqdn = file.mef.remote_fqdn.clone().unwrap_or(host);
-                m2mtrust_crypto::Fqdn::parse(&fqdn).map_err(|e| ConfigError::Invalid {
-                    key: "mef.remote_fqdn",
-                    message: format!("{fqdn:?}: {e}"),
-                })?;
-                Some(RemoteMefSettings {
-                    addr,
-                    fqdn,
-                    ca: ca.clone(),
-                })
-            }
-        };
+        let remote_mef = remote_function(
+            file.mef.remote_url.as_deref(),
+            file.mef.remote_fqdn.clone(),
+            file.mef.remote_ca.clone(),
+            ["mef.remote_url", "mef.remote_fqdn", "mef.remote_ca"],
+            8444,
+        )?;
+        let remote_maf = remote_function(
+            file.maf.remote_url.as_deref(),
+            file.maf.remote_fqdn.clone(),
+            file.maf.remote_ca.clone(),
+            ["maf.remote_url", "maf.remote_fqdn", "maf.remote_ca"],
+            8445,
+        )?;
         let max_body = o.max_body.or(file.http.max_body).unwrap_or(1 << 20);
         if max_body < 1024 {
             return Err(ConfigError::Invalid {
@@ -594,6 +619,7 @@ impl Settings {
             remote_mef,
             maf_listen,
             maf_fqdn: file.maf.fqdn,
+            remote_maf,
             max_body,
             durability,
         })

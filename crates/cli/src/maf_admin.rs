@@ -17,6 +17,10 @@ use crate::datadir::DataDir;
 /// `m2mtrust maf`.
 #[derive(Debug, Subcommand)]
 pub enum MafCommand {
+    /// Run the MAF alone on its own data folder and listener (TS-0003 §8.8): MAF Handshake with
+    /// pre-provisioned Km or CSE-ID/AE-ID certificates, client and key registration. Target
+    /// CSEs retrieve keys from it (`[maf] remote_url` in their configuration).
+    Serve(MafServeArgs),
     /// Pre-provisioned master credentials (Km, named by KmID) of MAF clients.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -25,6 +29,43 @@ pub enum MafCommand {
     /// and its Key Identifier are kept (sealed) in the device's data folder for
     /// `m2mtrust request --data DEVDIR --use-maf-key`.
     RegisterKey(crate::enrol::RegisterKeyArgs),
+}
+
+/// `m2mtrust maf serve`.
+#[derive(Debug, Args)]
+pub struct MafServeArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// TLS listener.
+    #[arg(
+        long,
+        env = "M2MTRUST_MAF",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8445"
+    )]
+    listen: std::net::SocketAddr,
+    /// The MAF's FQDN: SNI, its certificate's name and the issuer part of every KmID and Key
+    /// Identifier [default: maf.<SP domain>].
+    #[arg(long, env = "M2MTRUST_MAF_FQDN", value_name = "FQDN")]
+    fqdn: Option<String>,
+    /// The M2M Service Provider ID (its domain is the administrating stakeholder served).
+    #[arg(
+        long,
+        env = "M2MTRUST_SP_ID",
+        value_name = "SP-ID",
+        default_value = "//m2mtrust.example"
+    )]
+    sp_id: String,
+    /// The IN-CSE's CSE-ID (how CSE-ID certificates of targets are read).
+    #[arg(long, value_name = "ID", default_value = "/id-in")]
+    in_cse_id: String,
+    /// Extra trust anchor (PEM) for client certificates, e.g. the target CSE's CA. Repeatable;
+    /// the data folder's CA is always trusted.
+    #[arg(long, value_name = "FILE")]
+    trust_anchor: Vec<std::path::PathBuf>,
+    /// Log filter [default: info; RUST_LOG also works].
+    #[arg(long, env = "M2MTRUST_LOG", value_name = "FILTER")]
+    log: Option<String>,
 }
 
 /// `m2mtrust maf client`.
@@ -79,6 +120,7 @@ pub struct ClientRemove {
 pub async fn run(cmd: MafCommand) -> ExitCode {
     let cmd = match cmd {
         MafCommand::Client(c) => c,
+        MafCommand::Serve(args) => return serve(args).await,
         MafCommand::RegisterKey(args) => return crate::enrol::register_key(args).await,
     };
     match cmd {
@@ -180,5 +222,82 @@ pub async fn run(cmd: MafCommand) -> ExitCode {
                 Err(e) => fail(e, 1),
             }
         }
+    }
+}
+
+async fn serve(args: MafServeArgs) -> ExitCode {
+    let filter = match args
+        .log
+        .as_deref()
+        .map(tracing_subscriber::EnvFilter::try_new)
+    {
+        Some(Ok(f)) => f,
+        Some(Err(e)) => return fail(format!("--log: {e}"), 2),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let sp = match m2mtrust_model::SpId::parse(&args.sp_id) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("--sp-id: {e}"), 2),
+    };
+    let in_cse = match CseId::parse(&args.in_cse_id) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("--in-cse-id: {e}"), 2),
+    };
+    match run_serve(&args, &sp, in_cse).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e, 1),
+    }
+}
+
+async fn run_serve(
+    args: &MafServeArgs,
+    sp: &m2mtrust_model::SpId,
+    in_cse: CseId,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let dir = DataDir::open(&args.data.data)?;
+    let store = open_store(&dir)?;
+    let sealer = Arc::new(dir.sealer()?);
+    let home = m2mtrust_model::Home {
+        cse_id: in_cse.clone(),
+        sp_id: sp.clone(),
+        cse_base_name: "cse-in".into(),
+    };
+    let ca = dir.dev_ca(&sealer, &home)?;
+    let sp_domain = sp.domain().to_string();
+    let params = crate::mef_serve::MafParams {
+        fqdn: args
+            .fqdn
+            .clone()
+            .unwrap_or_else(|| format!("maf.{sp_domain}")),
+        sp_domain,
+        in_cse,
+        trust_anchors: args.trust_anchor.clone(),
+        mef: None,
+    };
+    let maf = crate::mef_serve::build_maf_with(&params, &dir, ca, &sealer, &store, local)?;
+    println!("m2mtrust {} (maf)", env!("CARGO_PKG_VERSION"));
+    println!("  maf          https://{local}   (FQDN {})", params.fqdn);
+    println!("  CA           {}", dir.ca_path().display());
+    println!("  data         {}", dir.root().display());
+    println!("ready");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(Arc::new(maf).serve(listener, async move {
+        let _ = rx.await;
+    }));
+    crate::serve::wait_for_signal().await;
+    let _ = tx.send(());
+    match task.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -143,6 +143,20 @@ pub fn build_with(
     Ok(MefService::new(bootstrap, config, provisioning))
 }
 
+/// What a MAF is built from.
+pub struct MafParams {
+    /// The MAF's FQDN.
+    pub fqdn: String,
+    /// The M2M SP domain (also the administrating stakeholder it serves).
+    pub sp_domain: String,
+    /// The IN-CSE's CSE-ID (how CSE-ID certificates are read).
+    pub in_cse: m2mtrust_model::CseId,
+    /// Extra trust anchors for client certificates.
+    pub trust_anchors: Vec<std::path::PathBuf>,
+    /// The MEF sharing the data folder, whose enrolees register with their KeID.
+    pub mef: Option<String>,
+}
+
 /// Builds the MAF of the data folder next to its CSE and MEF (`up`, `cse --maf`), listening at
 /// `local` and named `fqdn`: clients are the pre-provisioned Km of `m2mtrust maf client add` and
 /// the enrolees of the MEF of the same data folder (registering with their KeID, §8.8.2.3).
@@ -156,34 +170,56 @@ pub fn build_maf(
 ) -> Result<MefService, String> {
     let home = &settings.cse.home;
     let sp_domain = home.sp_id.domain().to_string();
-    let fqdn = Fqdn::parse(fqdn).map_err(|e| format!("MAF FQDN {fqdn:?}: {e}"))?;
-    let mef = Fqdn::parse(
-        &settings
-            .mef_fqdn
-            .clone()
-            .unwrap_or_else(|| format!("mef.{sp_domain}")),
-    )
-    .map_err(|e| format!("MEF FQDN: {e}"))?;
+    let params = MafParams {
+        fqdn: fqdn.to_owned(),
+        sp_domain: sp_domain.clone(),
+        in_cse: home.cse_id.clone(),
+        trust_anchors: settings.trust_anchors.clone(),
+        mef: Some(
+            settings
+                .mef_fqdn
+                .clone()
+                .unwrap_or_else(|| format!("mef.{sp_domain}")),
+        ),
+    };
     let ca = dir.dev_ca(sealer, home)?;
+    build_maf_with(&params, dir, ca, sealer, store, local)
+}
+
+/// Builds a MAF from `params` on the data folder `dir`.
+pub fn build_maf_with(
+    params: &MafParams,
+    dir: &DataDir,
+    ca: m2mtrust_crypto::DevCa,
+    sealer: &Arc<Sealer>,
+    store: &Arc<dyn Store>,
+    local: SocketAddr,
+) -> Result<MefService, String> {
+    let sp_domain = params.sp_domain.clone();
+    let fqdn = Fqdn::parse(&params.fqdn).map_err(|e| format!("MAF FQDN {:?}: {e}", params.fqdn))?;
+    let mef = match &params.mef {
+        Some(m) => Some(Fqdn::parse(m).map_err(|e| format!("MEF FQDN {m:?}: {e}"))?),
+        None => None,
+    };
     let (chain, key) = dir.function_credentials(sealer, &ca, "maf", fqdn.as_str())?;
     let certificate = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
         .map_err(|e| format!("MAF certificate: {e}"))?;
     let mut trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
         .map_err(|e| format!("development CA: {e}"))?;
-    for path in &settings.trust_anchors {
+    for path in &params.trust_anchors {
         let pem =
             std::fs::read(path).map_err(|e| format!("trust anchor {}: {e}", path.display()))?;
         trust
             .add_pem(&pem)
             .map_err(|e| format!("trust anchor {}: {e}", path.display()))?;
     }
-    let rules = IdentityRules::new(&sp_domain, home.cse_id.clone(), home.cse_id.clone())
+    let rules = IdentityRules::new(&sp_domain, params.in_cse.clone(), params.in_cse.clone())
         .map_err(|e| format!("TLS identity rules: {e}"))?;
     let clients = Arc::new(m2mtrust_maf::MafClients::new(
         store.clone(),
         sealer.clone(),
         fqdn.clone(),
-        Some(mef),
+        mef,
     ));
     let bootstrap = Bootstrap::new(fqdn.clone(), certificate, Some(trust), rules, clients)
         .map_err(|e| format!("MAF TLS: {e}"))?
@@ -196,7 +232,7 @@ pub fn build_maf(
         admin,
         AdminPolicy {
             client_config: Some(serde_json::json!({
-                "targetID": home.cse_id.as_str(),
+                "targetID": params.in_cse.as_str(),
             })),
             initial_commands: Vec::new(),
             allow_updates: true,
@@ -208,7 +244,7 @@ pub fn build_maf(
         role: Role::Maf,
         maf: None,
         target: TargetCse {
-            cse_id: home.cse_id.clone(),
+            cse_id: params.in_cse.clone(),
             sp_domain,
             cse_base_uri: String::new(),
         },

@@ -409,6 +409,21 @@ fn tls_acceptor(
             std::time::Duration::from_secs(5),
         )));
     }
+    if let (None, Some(remote)) = (local_maf, &settings.remote_maf) {
+        let ca = std::fs::read(&remote.ca)
+            .map_err(|e| format!("maf.remote_ca: {}: {e}", remote.ca.display()))?;
+        let trust = TrustAnchors::from_pem(&ca)
+            .map_err(|e| format!("maf.remote_ca: {}: {e}", remote.ca.display()))?;
+        let me = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
+            .map_err(|e| format!("server certificate: {e}"))?;
+        credentials = credentials.with_maf(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
+            remote.addr.clone(),
+            remote.fqdn.clone(),
+            me,
+            trust,
+            std::time::Duration::from_secs(5),
+        )));
+    }
     if let Some((addr, fqdn)) = local_maf {
         // Entity B of the MAF-based SAEF: Kc comes from the MAF next to this CSE, which trusts
         // the data folder's CA; the CSE authenticates with its own certificate.

@@ -422,3 +422,111 @@ fn maf_registrations_survive_a_restart() {
     let (code, out) = register_key(&s, &dev, "3600");
     assert_eq!(code, 0, "{out}");
 }
+
+/// A MAF running on its own (`m2mtrust maf serve`, its own data folder and CA); the IN-CSE
+/// (`[maf] remote_url`) retrieves keys from it over the network with its CSE-ID certificate.
+#[test]
+fn standalone_maf_and_a_cse_that_retrieves_from_it() {
+    use std::io::{BufRead, BufReader};
+    let mafdir = tempfile::tempdir().unwrap();
+    let csedir = tempfile::tempdir().unwrap();
+    let maf_data = mafdir.path().to_str().unwrap();
+    let (code, _, err) = m2mtrust(&[
+        "cert",
+        "issue",
+        "--data",
+        maf_data,
+        "--fqdn",
+        "unused.m2mtrust.example",
+        "--out",
+        mafdir.path().join("unused").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = csedir.path().join("cse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[maf]\nremote_url = \"https://127.0.0.1:{port}\"\nremote_fqdn = \"maf.m2mtrust.example\"\nremote_ca = \"{}\"\n",
+            mafdir.path().join("pki/ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let cse_data = csedir.path().join("data");
+    let s = Server::start(
+        &cse_data,
+        &["--maf", "off", "--config", config.to_str().unwrap()],
+    );
+    let cse_ca = cse_data.join("pki/ca.pem");
+    let mut maf = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
+        .args(["maf", "serve", "--data", maf_data, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--trust-anchor", cse_ca.to_str().unwrap(), "--log", "warn"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(maf.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().trim() == "ready" {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _maf = Kill(maf);
+
+    let km_id = "gw-0010@maf.m2mtrust.example";
+    let km = "0f0e0d0c0b0a09080706050403020100";
+    let (code, out, err) = m2mtrust(&[
+        "maf",
+        "client",
+        "add",
+        "--data",
+        maf_data,
+        "--km-id",
+        km_id,
+        "--km-hex",
+        km,
+        "--bind-ae-id",
+        "Cgw10",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let devs = tempfile::tempdir().unwrap();
+    let dev = devs.path().join("gw");
+    let km_file = devs.path().join("km.hex");
+    std::fs::write(&km_file, km).unwrap();
+    let (code, out, err) = m2mtrust(&[
+        "maf",
+        "register-key",
+        "--data",
+        dev.to_str().unwrap(),
+        "--maf",
+        &format!("https://127.0.0.1:{port}"),
+        "--km-id",
+        km_id,
+        "--km-file",
+        km_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let ae = r#"{"m2m:ae": {"rn": "gw10", "api": "Ngw", "rr": false}}"#;
+    let (code, out) = request(
+        &s,
+        dev.to_str().unwrap(),
+        "Cgw10",
+        "create",
+        "",
+        &["--ty", "2", "--content", ae],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"aei\": \"Cgw10\""), "{out}");
+}
