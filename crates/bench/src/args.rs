@@ -21,6 +21,14 @@ pub enum Workload {
     #[value(name = "enrol")]
     #[serde(rename = "enrol")]
     Enrol,
+    /// Establish security associations with a CSE through an M2M Authentication Function
+    /// (TS-0003 §8.2.2.3 MAF-based SAEF): MAF Handshake with the client's Km, MAF Key
+    /// Registration of the session's exported Kc (§8.8.2.7, SUID 32), then a TLS-PSK
+    /// handshake with the CSE under the Key Identifier, for which the CSE retrieves Kc from
+    /// the MAF; N of them per clients value. Then N handshakes with keys the CSE already holds.
+    #[value(name = "maf-sae")]
+    #[serde(rename = "maf-sae")]
+    MafSae,
 }
 
 impl Workload {
@@ -29,6 +37,7 @@ impl Workload {
         match self {
             Workload::W1 => "W1",
             Workload::Enrol => "enrol",
+            Workload::MafSae => "maf-sae",
         }
     }
 }
@@ -38,7 +47,8 @@ impl Workload {
 pub struct BenchArgs {
     /// CSEBase URL of the CSE under test: `http://...`, or `https://...` with a PSK
     /// (`--psk-id` and its key) or a client certificate (`--cert`, `--key`, `--ca`). With
-    /// `--workload enrol`, the MEF's address instead: `https://host:port`.
+    /// `--workload enrol`, the MEF's address instead: `https://host:port`; with
+    /// `--workload maf-sae`, the CSE's TLS address: `https://host:port`.
     #[arg(
         long,
         value_name = "URL",
@@ -51,7 +61,8 @@ pub struct BenchArgs {
     pub workload: Workload,
 
     /// Requests per measured phase (e.g. N creates, then N retrieves); with `--workload enrol`,
-    /// enrolments per clients value.
+    /// enrolments per clients value; with `--workload maf-sae`, security associations per
+    /// phase and clients value.
     #[arg(short = 'n', long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
@@ -81,8 +92,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub keep: bool,
 
-    /// Per-request timeout (per enrolment with `--workload enrol`): seconds, or a number with
-    /// an `ms` or `s` suffix.
+    /// Per-request timeout (per enrolment with `--workload enrol`, per security association
+    /// with `--workload maf-sae`): seconds, or a number with an `ms` or `s` suffix.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
 
@@ -105,6 +116,10 @@ pub struct BenchArgs {
     /// Bootstrap credential of `--workload enrol`.
     #[command(flatten)]
     pub enrol: EnrolArgs,
+
+    /// MAF, master credential and key registration of `--workload maf-sae`.
+    #[command(flatten)]
+    pub maf_sae: MafSaeArgs,
 }
 
 /// The factory bootstrap credential `--workload enrol` enrols with (TS-0003 §8.3.2.1 PPSK
@@ -135,6 +150,57 @@ impl EnrolArgs {
             ("--kpm-id", self.kpm_id.is_some()),
             ("--kpm-file", self.kpm_file.is_some()),
             ("--mef-name", self.mef_name.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+}
+
+/// What `--workload maf-sae` needs besides the CSE's address (TS-0003 §8.2.2.3): the MAF, a
+/// pre-provisioned master credential of a MAF Client (§8.8.3.1, `m2mtrust maf client add`),
+/// and the parameters of every MAF Key Registration (§8.8.2.7).
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "MAF-based security association (--workload maf-sae)")]
+pub struct MafSaeArgs {
+    /// The MAF's TLS address, `https://host:port`.
+    #[arg(long, value_name = "URL")]
+    pub maf: Option<String>,
+
+    /// KmID of the master credential (`name@maf.fqdn`), sent as the TLS-PSK identity of every
+    /// MAF Handshake.
+    #[arg(long, value_name = "KM_ID")]
+    pub km_id: Option<String>,
+
+    /// File holding Km, the key of `--km-id`, in hex (surrounding whitespace is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub km_file: Option<PathBuf>,
+
+    /// FQDN of the MAF: the TLS server name, the `fqdn` of every request and the issuer part of
+    /// every Key Identifier [default: the FQDN part of `--km-id`].
+    #[arg(long, value_name = "FQDN")]
+    pub maf_name: Option<String>,
+
+    /// The administrating stakeholder the client registers with and its keys are registered
+    /// for (`adminFQDN`) [default: m2mtrust.example].
+    #[arg(long, value_name = "FQDN")]
+    pub admin_fqdn: Option<String>,
+
+    /// CSE-ID of the CSE under test, the one target ID (`tids`) of every registered key
+    /// [default: /id-in].
+    #[arg(long, value_name = "CSE_ID")]
+    pub target_cse_id: Option<String>,
+}
+
+impl MafSaeArgs {
+    /// The first flag given, to name it in an error.
+    pub(crate) fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--maf", self.maf.is_some()),
+            ("--km-id", self.km_id.is_some()),
+            ("--km-file", self.km_file.is_some()),
+            ("--maf-name", self.maf_name.is_some()),
+            ("--admin-fqdn", self.admin_fqdn.is_some()),
+            ("--target-cse-id", self.target_cse_id.is_some()),
         ]
         .into_iter()
         .find_map(|(flag, given)| given.then_some(flag))

@@ -2,8 +2,10 @@
 //!
 //! Everything is generic over the hyper connector: [`http_connector`] for http, the TLS
 //! connector of [`crate::tls`] for https, both wrapped in [`Counting`] to count connections.
+//! [`Endpoint`] addresses the TLS listeners of workloads that open connections themselves.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,6 +89,69 @@ impl Target {
             url: full.clone(),
             reason: format!("{e}"),
         })
+    }
+}
+
+/// Port of an `https://` address that names none.
+const HTTPS_PORT: u16 = 443;
+
+/// A TLS listener addressed as `https://host[:port][/]`, for workloads that open connections
+/// themselves (enrol, maf-sae) rather than send requests to a CSEBase URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    /// As reports name it: `https://host:port`.
+    pub url: String,
+    /// Host name or IP address, without brackets; also the TLS server name.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Checks `url`; `listener` says whose TLS listener it must address (e.g. "--workload
+    /// enrol connects to the MEF's TLS listener") when it does not.
+    pub fn parse(url: &str, listener: &str) -> Result<Self, BenchError> {
+        let invalid_url = |reason: &str| BenchError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| invalid_url(&format!("{e}; expected https://host:port")))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(invalid_url(&format!(
+                "{listener}: give its address as https://host:port"
+            )));
+        }
+        let Some(host) = uri.host() else {
+            return Err(invalid_url("missing host"));
+        };
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(invalid_url(&format!(
+                "{listener}, addressed by host and port only, without a path"
+            )));
+        }
+        let port = uri.port_u16().unwrap_or(HTTPS_PORT);
+        Ok(Self {
+            url: format!("https://{host}:{port}"),
+            host: host_name(host).to_owned(),
+            port,
+        })
+    }
+
+    /// Resolves the address once, so that no measurement includes name resolution; `step`
+    /// names what failed (e.g. "resolving the MEF address").
+    pub async fn resolve(&self, step: &'static str) -> Result<SocketAddr, BenchError> {
+        let resolve_error = |reason: String| BenchError::Transport {
+            step,
+            url: self.url.clone(),
+            reason,
+        };
+        tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| resolve_error(e.to_string()))?
+            .next()
+            .ok_or_else(|| resolve_error("the name has no address".into()))
     }
 }
 

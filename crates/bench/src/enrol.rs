@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hyper::Uri;
 use m2mtrust_channel::{KpsaId, PskKey};
 use m2mtrust_crypto::Fqdn;
 use m2mtrust_mef::EnroleeCredential;
@@ -22,15 +21,12 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use crate::args::BenchArgs;
-use crate::client::host_name;
+use crate::client::Endpoint;
 use crate::error::BenchError;
 use crate::progress;
 use crate::report::{EnrolRunReport, Phase};
 use crate::stats::Tally;
 use crate::tls::key_file;
-
-/// Port of an `https://` MEF URL that names none.
-const HTTPS_PORT: u16 = 443;
 
 /// Arguments checked, the key read and the MEF address resolved once for all runs, so that
 /// every mistake shows before the first enrolment and no run measures name resolution.
@@ -78,7 +74,10 @@ impl Settings {
                 "only used by --workload W1; enrolments are always kept by the MEF",
             ));
         }
-        let (url, host, port) = mef_url(&args.url)?;
+        if let Some(flag) = args.maf_sae.first_given() {
+            return Err(invalid(flag, "only used by --workload maf-sae"));
+        }
+        let mef = mef_url(&args.url)?;
 
         let enrol = &args.enrol;
         let Some(id) = &enrol.kpm_id else {
@@ -108,18 +107,9 @@ impl Settings {
             })?,
         };
 
-        let resolve_error = |reason: String| BenchError::Transport {
-            step: "resolving the MEF address",
-            url: url.clone(),
-            reason,
-        };
-        let addr = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| resolve_error(e.to_string()))?
-            .next()
-            .ok_or_else(|| resolve_error("the name has no address".into()))?;
+        let addr = mef.resolve("resolving the MEF address").await?;
         Ok(Self {
-            url,
+            url: mef.url,
             addr,
             mef_name,
             kpm_id,
@@ -142,38 +132,9 @@ impl Settings {
     }
 }
 
-/// Splits `https://host[:port][/]` into the URL as reported, the host and the port.
-fn mef_url(url: &str) -> Result<(String, String, u16), BenchError> {
-    let invalid_url = |reason: &str| BenchError::InvalidUrl {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| invalid_url(&format!("{e}; expected https://host:port")))?;
-    match uri.scheme_str() {
-        Some("https") => {}
-        Some(_) | None => {
-            return Err(invalid_url(
-                "--workload enrol connects to the MEF's TLS listener: give its address as \
-                 https://host:port",
-            ));
-        }
-    }
-    let Some(host) = uri.host() else {
-        return Err(invalid_url("missing host"));
-    };
-    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(invalid_url(
-            "the MEF is addressed by host and port only, without a path",
-        ));
-    }
-    let port = uri.port_u16().unwrap_or(HTTPS_PORT);
-    Ok((
-        format!("https://{host}:{port}"),
-        host_name(host).to_owned(),
-        port,
-    ))
+/// The MEF's TLS listener, `https://host[:port][/]`.
+fn mef_url(url: &str) -> Result<Endpoint, BenchError> {
+    Endpoint::parse(url, "--workload enrol connects to the MEF's TLS listener")
 }
 
 /// Why one enrolment failed.
@@ -296,7 +257,10 @@ mod tests {
 
     #[test]
     fn mef_urls_are_https_host_and_port() {
-        let ok = |url: &str| mef_url(url).unwrap();
+        let ok = |url: &str| {
+            let e = mef_url(url).unwrap();
+            (e.url, e.host, e.port)
+        };
         assert_eq!(
             ok("https://127.0.0.1:8444"),
             ("https://127.0.0.1:8444".into(), "127.0.0.1".into(), 8444)

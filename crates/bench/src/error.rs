@@ -54,6 +54,18 @@ pub enum BenchError {
         dbg: Option<String>,
     },
 
+    /// A setup procedure at the MAF (`--workload maf-sae`) was answered with an error
+    /// Response Status Code.
+    #[error("{step} was refused by the MAF: RSC {rsc}{}", dbg_suffix(.dbg))]
+    MafRefused {
+        /// Which step (e.g. "registering the MAF client").
+        step: &'static str,
+        /// The Response Status Code.
+        rsc: u16,
+        /// The MAF's `m2m:dbg`.
+        dbg: Option<String>,
+    },
+
     /// A setup request got no response at all.
     #[error("{step} got no response from {url}: {reason}")]
     Transport {

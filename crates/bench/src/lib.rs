@@ -4,11 +4,14 @@
 //! so the same numbers can be taken from m2mtrust and from other CSEs and compared side by side.
 //! Over `https://` it authenticates with a TLS-PSK or a client certificate (TS-0003 §8.2.2).
 //! Workload `enrol` drives a MEF instead: complete PSK enrolments (TS-0003 §8.3.2.1) per second.
+//! Workload `maf-sae` drives a CSE and its MAF: MAF-based security associations (TS-0003
+//! §8.2.2.3) per second, and handshakes per second once the CSE holds the keys.
 
 mod args;
 mod client;
 mod enrol;
 mod error;
+mod maf_sae;
 mod progress;
 mod report;
 mod stats;
@@ -20,10 +23,11 @@ use std::sync::Arc;
 
 use hyper_util::client::legacy::connect::Connect;
 
-pub use args::{BenchArgs, EnrolArgs, SecretText, TlsArgs, Workload};
+pub use args::{BenchArgs, EnrolArgs, MafSaeArgs, SecretText, TlsArgs, Workload};
 pub use error::BenchError;
 pub use report::{
-    Cleanup, EnrolRunReport, ErrorCount, Latency, Phase, PhaseReport, Report, RunReport,
+    Cleanup, EnrolRunReport, ErrorCount, Latency, MafSaeRunReport, Phase, PhaseReport, Report,
+    RunReport,
 };
 
 use client::{Connections, Counting, Target};
@@ -32,12 +36,13 @@ use tls::Security;
 /// Runs the workload, prints progress (indicatif, to stderr, hidden when stderr is not a terminal
 /// or with `--quiet`) and a report table (or JSON with `--json`) to stdout; returns the report.
 ///
-/// Failed requests or enrolments are counted in the report ([`Report::errors`]); a run in which
+/// Failed requests, enrolments or associations are counted in the report ([`Report::errors`]); a run in which
 /// none succeeded is [`BenchError::AllFailed`].
 pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
     let report = match args.workload {
         Workload::W1 => run_requests(args).await?,
         Workload::Enrol => run_enrolments(args).await?,
+        Workload::MafSae => run_associations(args).await?,
     };
     print_report(&report, args.json)?;
     Ok(report)
@@ -49,6 +54,12 @@ async fn run_requests(args: &BenchArgs) -> Result<Report, BenchError> {
         return Err(BenchError::InvalidArgument {
             what: flag,
             reason: "only used by --workload enrol".into(),
+        });
+    }
+    if let Some(flag) = args.maf_sae.first_given() {
+        return Err(BenchError::InvalidArgument {
+            what: flag,
+            reason: "only used by --workload maf-sae".into(),
         });
     }
     let target = Target::parse(&args.url)?;
@@ -82,6 +93,28 @@ async fn run_enrolments(args: &BenchArgs) -> Result<Report, BenchError> {
         count: args.count,
         runs: Vec::new(),
         enrol_runs,
+        maf_sae_runs: Vec::new(),
+    })
+}
+
+/// The maf-sae workload, once per requested clients value, after making sure the MAF client
+/// is registered.
+async fn run_associations(args: &BenchArgs) -> Result<Report, BenchError> {
+    let settings = Arc::new(maf_sae::Settings::from_args(args).await?);
+    maf_sae::prepare(&settings).await?;
+    let hide_progress = args.quiet || !std::io::stderr().is_terminal();
+    let mut maf_sae_runs = Vec::with_capacity(args.clients.len());
+    for &clients in &args.clients {
+        maf_sae_runs.push(maf_sae::run(&settings, clients, hide_progress).await?);
+    }
+    Ok(Report {
+        label: args.label.clone(),
+        url: settings.url().to_owned(),
+        workload: Workload::MafSae,
+        count: args.count,
+        runs: Vec::new(),
+        enrol_runs: Vec::new(),
+        maf_sae_runs,
     })
 }
 
@@ -117,6 +150,7 @@ where
         count: args.count,
         runs,
         enrol_runs: Vec::new(),
+        maf_sae_runs: Vec::new(),
     })
 }
 

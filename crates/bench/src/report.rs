@@ -15,13 +15,17 @@ pub struct Report {
     pub url: String,
     /// Workload that ran.
     pub workload: Workload,
-    /// Requests per measured phase (W1), or enrolments per run (enrol).
+    /// Requests per measured phase (W1), enrolments per run (enrol), or security associations
+    /// per phase and run (maf-sae).
     pub count: u64,
     /// One run per `--clients` value, in the order given (W1; empty for enrol).
     pub runs: Vec<RunReport>,
-    /// One run per `--clients` value, in the order given (enrol; empty for W1).
+    /// One run per `--clients` value, in the order given (enrol; empty otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub enrol_runs: Vec<EnrolRunReport>,
+    /// One run per `--clients` value, in the order given (maf-sae; empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maf_sae_runs: Vec<MafSaeRunReport>,
 }
 
 impl Report {
@@ -34,8 +38,42 @@ impl Report {
             .map(|p| p.errors)
             .sum();
         let enrolments: u64 = self.enrol_runs.iter().map(|r| r.enrol.errors).sum();
-        requests + enrolments
+        let associations: u64 = self
+            .maf_sae_runs
+            .iter()
+            .map(|r| r.sae.errors + r.cached.errors)
+            .sum();
+        requests + enrolments + associations
     }
+}
+
+/// One pass of the maf-sae workload at a given concurrency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MafSaeRunReport {
+    /// Concurrent clients.
+    pub clients: u32,
+    /// KmID of the master credential every MAF Handshake used.
+    pub km_id: String,
+    /// FQDN of the MAF, the issuer part of every Key Identifier.
+    pub maf_name: String,
+    /// The MAF's address, `https://host:port`.
+    pub maf_url: String,
+    /// CSE-ID every key was registered for (its one target ID).
+    pub target_cse_id: String,
+    /// Complete security associations, as phase [`Phase::Sae`]: `ok` counts CSE handshakes
+    /// completed with a key just registered at the MAF (which the CSE had to retrieve from
+    /// it), `req_per_s` of them per second, latency runs from the TCP connect to the MAF to the
+    /// end of the CSE handshake, and `connections` counts the TCP connections opened (two per
+    /// association that got as far as the CSE).
+    pub sae: PhaseReport,
+    /// Handshakes with keys the CSE already holds, as phase [`Phase::Cached`]: each client
+    /// registers one key and completes one handshake with it before the phase starts (setup
+    /// failures are counted here), then loops handshakes with it; latency runs from the TCP
+    /// connect to the end of the handshake, one connection per handshake.
+    pub cached: PhaseReport,
+    /// Keys registered at the MAF during the run, both phases; they stay there (and in the
+    /// CSE, once retrieved) until they expire.
+    pub keys_registered: u64,
 }
 
 /// One pass of the enrol workload at a given concurrency.
@@ -102,6 +140,11 @@ pub enum Phase {
     Retrieve,
     /// Complete enrolments: connect, bootstrap handshake, Enrolment Exchange.
     Enrol,
+    /// Complete MAF-based security associations: MAF Handshake, Key Registration, handshake
+    /// with the CSE.
+    Sae,
+    /// Handshakes with the CSE under keys it already holds.
+    Cached,
 }
 
 impl fmt::Display for Phase {
@@ -110,6 +153,8 @@ impl fmt::Display for Phase {
             Phase::Create => "create",
             Phase::Retrieve => "retrieve",
             Phase::Enrol => "enrol",
+            Phase::Sae => "sae",
+            Phase::Cached => "cached",
         })
     }
 }
@@ -186,6 +231,22 @@ impl fmt::Display for Report {
                     write!(f, " as {} with MEF {}", run.kpm_id, run.mef_name)?;
                 }
             }
+            Workload::MafSae => {
+                write!(
+                    f,
+                    "workload {} on {}, {} security associations per phase",
+                    self.workload.name(),
+                    self.url,
+                    self.count
+                )?;
+                if let Some(run) = self.maf_sae_runs.first() {
+                    write!(
+                        f,
+                        " as {} via MAF {} ({}) for {}",
+                        run.km_id, run.maf_name, run.maf_url, run.target_cse_id
+                    )?;
+                }
+            }
         }
         if let Some(label) = &self.label {
             write!(f, " [{label}]")?;
@@ -199,6 +260,7 @@ impl fmt::Display for Report {
         match self.workload {
             Workload::W1 => self.fmt_requests(f, label_width),
             Workload::Enrol => self.fmt_enrolments(f, label_width),
+            Workload::MafSae => self.fmt_associations(f, label_width),
         }
     }
 }
@@ -351,6 +413,85 @@ impl Report {
         }
         Ok(())
     }
+
+    /// The maf-sae table: one row per run and phase (with p90), then failures and what the
+    /// runs left in the MAF.
+    fn fmt_associations(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        label_width: Option<usize>,
+    ) -> fmt::Result {
+        if let Some(w) = label_width {
+            write!(f, "{:<w$}  ", "label")?;
+        }
+        writeln!(
+            f,
+            "{:>7}  {:<6}  {:>7}  {:>6}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>5}",
+            "clients",
+            "phase",
+            "ok",
+            "errors",
+            "elapsed_s",
+            "per_s",
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "max_ms",
+            "conns"
+        )?;
+        for run in &self.maf_sae_runs {
+            for p in [&run.sae, &run.cached] {
+                if let (Some(w), Some(label)) = (label_width, &self.label) {
+                    write!(f, "{label:<w$}  ")?;
+                }
+                write!(
+                    f,
+                    "{:>7}  {:<6}  {:>7}  {:>6}  {:>9.3}  {:>9.1}",
+                    run.clients,
+                    p.phase,
+                    p.ok,
+                    p.errors,
+                    p.elapsed_ms / 1000.0,
+                    p.req_per_s
+                )?;
+                match &p.latency {
+                    Some(l) => write!(
+                        f,
+                        "  {:>8.3}  {:>8.3}  {:>8.3}  {:>8.3}",
+                        l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+                    )?,
+                    None => write!(f, "  {:>8}  {:>8}  {:>8}  {:>8}", "-", "-", "-", "-")?,
+                }
+                writeln!(f, "  {:>5}", p.connections)?;
+            }
+        }
+        for run in &self.maf_sae_runs {
+            for p in [&run.sae, &run.cached] {
+                for e in &p.error_kinds {
+                    write!(
+                        f,
+                        "errors (c={} {}): {} x {}",
+                        run.clients, p.phase, e.count, e.kind
+                    )?;
+                    match &e.example {
+                        Some(example) => writeln!(f, ": {example}")?,
+                        None => writeln!(f)?,
+                    }
+                }
+            }
+        }
+        // Every association registered a key at the MAF (and the CSE keeps what it retrieved)
+        // until the key expires; the bench cannot delete them for the CSE.
+        let registered: u64 = self.maf_sae_runs.iter().map(|r| r.keys_registered).sum();
+        if registered > 0 {
+            writeln!(
+                f,
+                "left behind: {registered} key registration(s) at the MAF (SUID 32, expiring \
+                 after 1 h) and the keys the CSE retrieved"
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -403,6 +544,7 @@ mod tests {
                 connections: 8,
             }],
             enrol_runs: vec![],
+            maf_sae_runs: vec![],
         }
     }
 
@@ -437,6 +579,7 @@ mod tests {
                     connections: 40,
                 },
             }],
+            maf_sae_runs: vec![],
         }
     }
 

@@ -5,9 +5,9 @@
 //!
 //! The lookup happens inside the TLS handshake, which cannot wait asynchronously, so
 //! [`RemoteMef::fetch_blocking`] runs the exchange on a helper thread and waits at most the
-//! configured timeout. At most one fetch runs at a time and KeIDs the MEF refused are not asked
-//! for again for a while, so unknown identities cannot turn the CSE into a load generator for
-//! its MEF.
+//! configured timeout. At most [`MAX_CONCURRENT_FETCHES`] fetches run at once (others wait for a
+//! slot within the timeout) and KeIDs the MEF refused are not asked for again for a while, so
+//! unknown identities cannot turn the CSE into a load generator for its MEF.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,6 +31,19 @@ use crate::server::SUID_RSPF_SAEF;
 const NEGATIVE_TTL: Duration = Duration::from_secs(30);
 /// Bound of the refused-KeID memory.
 const NEGATIVE_MAX: usize = 10_000;
+/// Fetches that may run at once; further handshakes wait (within the timeout) for a slot.
+pub const MAX_CONCURRENT_FETCHES: usize = 8;
+
+/// A fetch slot, returned on drop.
+struct Slot<'a>(&'a RemoteMef);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        self.0.slot_freed.notify_one();
+    }
+}
 
 /// A credential fetched from the MEF (Table 8.3.2.1-5).
 pub struct Fetched {
@@ -59,8 +72,8 @@ pub enum FetchError {
     /// The MEF answered with Status False (Table 8.3.2.1-6).
     #[error("the MEF refused: {0}")]
     Refused(String),
-    /// Another fetch is running; this handshake does not wait for it.
-    #[error("another credential fetch is in progress")]
+    /// Every fetch slot stayed taken for the whole timeout.
+    #[error("too many credential fetches in progress")]
     Busy,
     /// The KeID was refused recently.
     #[error("recently refused")]
@@ -77,7 +90,9 @@ pub struct RemoteMef {
     certificate: CertifiedKey,
     trust: TrustAnchors,
     timeout: Duration,
-    busy: Mutex<()>,
+    /// Fetches in flight, at most [`MAX_CONCURRENT_FETCHES`].
+    in_flight: Mutex<usize>,
+    slot_freed: std::sync::Condvar,
     refused: Mutex<HashMap<String, Instant>>,
 }
 
@@ -106,7 +121,8 @@ impl RemoteMef {
             certificate,
             trust,
             timeout,
-            busy: Mutex::new(()),
+            in_flight: Mutex::new(0),
+            slot_freed: std::sync::Condvar::new(),
             refused: Mutex::new(HashMap::new()),
         }
     }
@@ -132,6 +148,33 @@ impl RemoteMef {
         self.blocking(key_id.to_string(), path, Answer::KeyRegistration)
     }
 
+    /// Waits (at most the timeout) for one of the [`MAX_CONCURRENT_FETCHES`] slots.
+    fn acquire_slot(&self) -> Result<Slot<'_>, FetchError> {
+        let deadline = Instant::now() + self.timeout;
+        let wait = || {
+            let mut n = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            while *n >= MAX_CONCURRENT_FETCHES {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(FetchError::Busy);
+                }
+                n = self
+                    .slot_freed
+                    .wait_timeout(n, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            *n += 1;
+            Ok(Slot(self))
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }
+    }
+
     fn blocking(&self, key: String, path: String, answer: Answer) -> Result<Fetched, FetchError> {
         {
             let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
@@ -141,11 +184,7 @@ impl RemoteMef {
                 return Err(FetchError::RecentlyRefused);
             }
         }
-        let _guard = match self.busy.try_lock() {
-            Ok(g) => g,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return Err(FetchError::Busy),
-        };
+        let _slot = self.acquire_slot()?;
         let (tx, rx) = mpsc::channel();
         let addr = self.addr.clone();
         let fqdn = self.fqdn.clone();
