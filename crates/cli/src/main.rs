@@ -39,7 +39,7 @@ enum Command {
     Cse(ServeArgs),
     /// Load-test any oneM2M HTTP CSE with a named workload (w1), or a MEF with complete device
     /// enrolments (enrol), and print rates and latency percentiles.
-    Bench(m2mtrust_bench::BenchArgs),
+    Bench(Box<m2mtrust_bench::BenchArgs>),
     /// Send one request primitive to a CSE over a security association and print the answer.
     ///
     /// Exit code 0 for a success Response Status Code, 1 otherwise.
