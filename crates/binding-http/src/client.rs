@@ -20,7 +20,10 @@ use m2mtrust_model::{Operation, Request, Response, ResponseStatusCode};
 use crate::path::{path_to_target, target_to_path};
 use crate::query::encode_query;
 use crate::server::Limits;
-use crate::{HEADER_ORIGIN, HEADER_RI, HEADER_RSC, HEADER_RVI};
+use crate::{
+    HEADER_ASSIGNED_TOKENS, HEADER_LOCAL_TOKEN_IDS, HEADER_ORIGIN, HEADER_RI, HEADER_RSC,
+    HEADER_RVI, HEADER_TOKEN_IDS, HEADER_TOKENS,
+};
 
 /// Why a request could not be sent or its response not read.
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +225,15 @@ fn build_request(uri: Uri, req: &Request) -> Result<http::Request<Full<Bytes>>, 
     if let Some(rvi) = &req.release_version {
         builder = builder.header(HEADER_RVI, header_value("X-M2M-RVI", rvi)?);
     }
+    for (name, label, values) in [
+        (HEADER_TOKENS, "X-M2M-TKNS", &req.tokens),
+        (HEADER_TOKEN_IDS, "X-M2M-TIDS", &req.token_ids),
+        (HEADER_LOCAL_TOKEN_IDS, "X-M2M-LTIDS", &req.local_token_ids),
+    ] {
+        if !values.is_empty() {
+            builder = builder.header(name, header_value(label, &values.join(" "))?);
+        }
+    }
     // A CREATE always names its type, even without content, so the receiver does not read it
     // as a NOTIFY.
     let content_type = match (req.operation, req.resource_type) {
@@ -280,11 +292,20 @@ pub fn decode_response(
     };
     let content_location = text(CONTENT_LOCATION.as_str())
         .map(|loc| path_to_target(loc).unwrap_or_else(|_| loc.to_owned()));
+    let assigned_tokens = text(HEADER_ASSIGNED_TOKENS)
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|p| p.split_once('='))
+                .map(|(l, t)| (l.to_owned(), t.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Response {
         status,
         request_id: text(HEADER_RI).unwrap_or_default().to_owned(),
         content,
         content_location,
+        assigned_tokens,
     })
 }
 

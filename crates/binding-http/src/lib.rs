@@ -26,3 +26,12 @@ pub const HEADER_RI: &str = "x-m2m-ri";
 pub const HEADER_RVI: &str = "x-m2m-rvi";
 /// TS-0009 §6.4 (X-M2M-RSC): the response status code.
 pub const HEADER_RSC: &str = "x-m2m-rsc";
+/// `tkns`: oneM2M tokens, compact JWTs separated by spaces (project mapping; TS-0009 names it
+/// after the short name).
+pub const HEADER_TOKENS: &str = "x-m2m-tkns";
+/// `tids`: Token-IDs, separated by spaces.
+pub const HEADER_TOKEN_IDS: &str = "x-m2m-tids";
+/// `ltids`: Local-Token-IDs, separated by spaces.
+pub const HEADER_LOCAL_TOKEN_IDS: &str = "x-m2m-ltids";
+/// `ati` (response): assigned Local-Token-IDs, `<lti>=<Token-ID>` pairs separated by spaces.
+pub const HEADER_ASSIGNED_TOKENS: &str = "x-m2m-ati";

@@ -11,7 +11,10 @@ use serde_json::Value;
 
 use crate::path::{path_to_target, target_to_path};
 use crate::query::decode_query;
-use crate::{HEADER_ORIGIN, HEADER_RI, HEADER_RSC, HEADER_RVI};
+use crate::{
+    HEADER_ASSIGNED_TOKENS, HEADER_LOCAL_TOKEN_IDS, HEADER_ORIGIN, HEADER_RI, HEADER_RSC,
+    HEADER_RVI, HEADER_TOKEN_IDS, HEADER_TOKENS,
+};
 
 /// Limits applied to requests from peers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +175,14 @@ pub fn try_decode_request(
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
     let to = path_to_target(parts.uri.path())?;
+    let list = |name: &'static str| -> Result<Vec<String>, DecodeError> {
+        Ok(header(headers, name)?
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default())
+    };
+    let tokens = list(HEADER_TOKENS)?;
+    let token_ids = list(HEADER_TOKEN_IDS)?;
+    let local_token_ids = list(HEADER_LOCAL_TOKEN_IDS)?;
 
     if body.len() > limits.max_body {
         return Err(DecodeError::BodyTooLarge(limits.max_body));
@@ -222,6 +233,9 @@ pub fn try_decode_request(
         result_content: query.result_content,
         filter: query.filter,
         discovery_result_type: query.discovery_result_type,
+        tokens,
+        token_ids,
+        local_token_ids,
     })
 }
 
@@ -266,6 +280,14 @@ pub fn encode_response(resp: &Response, rvi: Option<&str>) -> http::Response<Ful
     put(HEADER_RI, &resp.request_id);
     if let Some(rvi) = rvi {
         put(HEADER_RVI, rvi);
+    }
+    if !resp.assigned_tokens.is_empty() {
+        let pairs: Vec<String> = resp
+            .assigned_tokens
+            .iter()
+            .map(|(lti, tkid)| format!("{lti}={tkid}"))
+            .collect();
+        put(HEADER_ASSIGNED_TOKENS, &pairs.join(" "));
     }
     if let Some(location) = &resp.content_location {
         put(CONTENT_LOCATION.as_str(), &target_to_path(location));

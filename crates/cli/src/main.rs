@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod das_admin;
 mod datadir;
 mod enrol;
 mod maf_admin;
@@ -55,6 +56,10 @@ enum Command {
     /// with --certificate, an EST-enrolled certificate; store them in the device's data folder
     /// for `m2mtrust request --data DEVDIR`.
     Enrol(enrol::EnrolArgs),
+    /// The Dynamic Authorization System: issue oneM2M tokens (TS-0003 §7.3) that the CSE of the
+    /// same data folder accepts in `X-M2M-TKNS`.
+    #[command(subcommand)]
+    Das(das_admin::DasCommand),
     /// The M2M Authentication Function: master credentials of its clients, and the device side
     /// of MAF key registration.
     #[command(subcommand)]
@@ -147,6 +152,7 @@ fn main() -> ExitCode {
             Command::Mef(cmd) => mef_admin::run(cmd).await,
             Command::Enrol(args) => enrol::run(args).await,
             Command::Maf(cmd) => maf_admin::run(cmd).await,
+            Command::Das(cmd) => das_admin::run(cmd).await,
             Command::Bench(args) => match m2mtrust_bench::run(&args).await {
                 Ok(report) if report.errors() == 0 => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::from(1),

@@ -120,6 +120,12 @@ pub struct RequestArgs {
     content: Option<String>,
     #[command(flatten)]
     credentials: CredentialArgs,
+    /// A oneM2M token (compact JWT) to present (`tkns`, TS-0003 §7.3.2.3); repeatable.
+    #[arg(long, value_name = "JWT")]
+    token: Vec<String>,
+    /// A Local-Token-ID the CSE assigned earlier (`ltids`); repeatable.
+    #[arg(long, value_name = "LTI")]
+    local_token_id: Vec<String>,
     /// A device data folder filled by `m2mtrust enrol`: connect with its enrolment key (TLS-PSK,
     /// psk_identity = KeID) and trust its `pki/ca.pem`; --psk-id/--cert win over it.
     #[arg(long, value_name = "DEVDIR")]
@@ -239,12 +245,17 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
     let mut req = Request::new(operation, path, from);
     req.request_id = m2mtrust_client::request_id();
     req.resource_type = args.ty.map(ResourceType);
+    req.tokens = args.token.clone();
+    req.local_token_ids = args.local_token_id.clone();
     req.content = content;
     match client.send(&req).await {
         Ok(resp) => {
             println!("{}", resp.status);
             if let Some(location) = &resp.content_location {
                 println!("Content-Location: {location}");
+            }
+            for (lti, tkid) in &resp.assigned_tokens {
+                println!("Local-Token-ID: {lti} = {tkid}");
             }
             if let Some(content) = &resp.content {
                 println!(

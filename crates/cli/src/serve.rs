@@ -172,6 +172,11 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot start the CSE: {e}"))?;
     let expiry = cse.spawn_expiry();
+    // Tokens issued by the data folder's DAS (`m2mtrust das token issue`) are accepted.
+    cse.set_token_verifier(crate::das_admin::cse_verifier(
+        &settings.data,
+        home.sp_id.domain(),
+    )?);
     let example = ensure_example_psk(&dir, &sealer, &store, &home).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -54,6 +54,15 @@ pub(crate) struct Memo {
     decided: HashMap<String, bool>,
 }
 
+/// No group lookups (token privileges name originators directly).
+pub(crate) struct NoGroups;
+
+impl Directory for NoGroups {
+    fn group_members(&self, _group_id: &str) -> Option<Cow<'_, [GroupMember]>> {
+        None
+    }
+}
+
 /// `<group>` membership from the store (the PIP of TS-0003 §6.2.2).
 struct StoreDirectory<'a>(&'a Cse);
 
@@ -234,6 +243,16 @@ impl Cse {
         req
     }
 
+    /// The access request of a token permission check: the request's inputs, whole resource.
+    pub(crate) fn token_access_request<'a>(
+        &'a self,
+        ctx: &'a Ctx<'_>,
+        orig: &'a m2mtrust_authz::Originator,
+        op: AccessOp,
+    ) -> AccessRequest<'a> {
+        self.access_request(ctx, orig, op, CreateDetails::default(), Attributes::Whole)
+    }
+
     /// The decision for `op` on `target`, with the attributes it touches.
     pub(crate) fn evaluate(
         &self,
@@ -346,6 +365,14 @@ impl Cse {
             self_privileges,
             &mut Memo::default(),
         )?;
+        // Tokens are consulted when the static policy denies (TS-0003 §7.3.2.3 step 6.3).
+        if grant.is_none()
+            && !ctx.tokens.is_empty()
+            && let Some(why) = self.token_permits(ctx, target, op)
+        {
+            audit(ctx, target, op, true, &why);
+            return Ok(Grant::All);
+        }
         audit(ctx, target, op, grant.is_some(), &why);
         grant.ok_or_else(|| {
             CseError::NoPrivilege(format!(

@@ -19,6 +19,7 @@ mod identity;
 mod notify;
 mod retrieve;
 mod target;
+pub mod tokens;
 mod transport;
 mod update;
 
@@ -50,6 +51,12 @@ pub struct Cse {
     pdp: m2mtrust_authz::Pdp,
     /// Compiled `<accessControlPolicy>` resources by `ri`; dropped when they change.
     acp_cache: RwLock<HashMap<String, Arc<m2mtrust_authz::CompiledAcp>>>,
+    /// Verifier of tokens from trusted issuers (TS-0003 §7.3).
+    token_verifier: std::sync::OnceLock<Arc<dyn tokens::TokenVerifier>>,
+    /// Verified tokens by the Local-Token-ID assigned to them.
+    local_tokens: RwLock<HashMap<String, Arc<tokens::VerifiedToken>>>,
+    /// The next Local-Token-ID number.
+    next_local_token: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Cse {
@@ -69,6 +76,10 @@ pub(crate) struct Ctx<'a> {
     /// The originator as the access control engine matches it.
     pub authz_originator: Option<m2mtrust_authz::Originator>,
     pub now: Timestamp,
+    /// Verified tokens of the request (`tkns` and `ltids`).
+    pub tokens: Vec<Arc<tokens::VerifiedToken>>,
+    /// Local-Token-IDs assigned to this request's tokens, for the response (`ati`).
+    pub assigned_tokens: Vec<(String, String)>,
 }
 
 impl Ctx<'_> {
@@ -106,6 +117,9 @@ impl Cse {
             notifier,
             pdp,
             acp_cache: RwLock::new(HashMap::new()),
+            token_verifier: std::sync::OnceLock::new(),
+            local_tokens: RwLock::new(HashMap::new()),
+            next_local_token: std::sync::atomic::AtomicU64::new(1),
         });
         cse.ensure_cse_base().await?;
         let parents = cse.store.read(|r| r.subscribed_parents())?;
@@ -219,6 +233,8 @@ impl Cse {
                 originator,
                 authz_originator,
                 now: Timestamp::now(),
+                tokens: Vec::new(),
+                assigned_tokens: Vec::new(),
             };
             let addressed = self.resolve(&ctx)?;
             let registering = req.operation == Operation::Create
@@ -232,7 +248,9 @@ impl Cse {
             if !registering {
                 self.check_registered(&ctx)?;
             }
-            match (req.operation, addressed) {
+            self.verify_tokens(&mut ctx)?;
+            let assigned = std::mem::take(&mut ctx.assigned_tokens);
+            let result = match (req.operation, addressed) {
                 (Operation::Create, Addressed::Resource(parent)) => self.create(&ctx, parent).await,
                 (Operation::Retrieve, Addressed::Resource(r)) => self.retrieve(&ctx, r),
                 (Operation::Update, Addressed::Resource(r)) => self.update(&ctx, r).await,
@@ -251,7 +269,11 @@ impl Cse {
                 (op, Addressed::Latest(cnt)) => self.edge(&ctx, op, cnt, true).await,
                 (op, Addressed::Oldest(cnt)) => self.edge(&ctx, op, cnt, false).await,
                 (_, Addressed::FanOut { group, rest }) => self.fan_out(&ctx, group, rest).await,
-            }
+            };
+            result.map(|mut resp| {
+                resp.assigned_tokens = assigned;
+                resp
+            })
         })
     }
 

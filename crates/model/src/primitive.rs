@@ -85,6 +85,12 @@ pub struct Request {
     pub filter: FilterCriteria,
     /// `drt`.
     pub discovery_result_type: DiscoveryResultType,
+    /// `tkns`: oneM2M tokens (compact JWTs, TS-0003 §7.3.2.6).
+    pub tokens: Vec<String>,
+    /// `tids`: Token-IDs the hosting CSE would fetch from the issuing DAS.
+    pub token_ids: Vec<String>,
+    /// `ltids`: Local-Token-IDs the hosting CSE assigned earlier.
+    pub local_token_ids: Vec<String>,
 }
 
 impl Request {
@@ -101,6 +107,9 @@ impl Request {
             result_content: None,
             filter: FilterCriteria::default(),
             discovery_result_type: DiscoveryResultType::default(),
+            tokens: Vec::new(),
+            token_ids: Vec::new(),
+            local_token_ids: Vec::new(),
         }
     }
 }
@@ -116,6 +125,9 @@ pub struct Response {
     pub content: Option<Value>,
     /// The address of a created resource (HTTP `Content-Location`).
     pub content_location: Option<String>,
+    /// `ati`: Local-Token-IDs the hosting CSE assigned to tokens of this request, as
+    /// (Local-Token-ID, Token-ID) pairs (TS-0003 §7.3.2.3 step 7).
+    pub assigned_tokens: Vec<(String, String)>,
 }
 
 impl Response {
@@ -126,6 +138,7 @@ impl Response {
             request_id: String::new(),
             content,
             content_location: None,
+            assigned_tokens: Vec::new(),
         }
     }
 

@@ -1,0 +1,203 @@
+//! Indirect dynamic authorization at the hosting CSE (TS-0003 §7.3.2.3, §7.3.2.5): tokens a
+//! request carries (`tkns`), or names by the Local-Token-IDs assigned earlier (`ltids`), are
+//! verified all together — one that cannot be verified fails the request (step 6.1.4) — and
+//! their permissions are evaluated when the static policy denies (§7.3.2.5 step 3).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use m2mtrust_authz::{CompiledAcp, Decision, RuleSet};
+use m2mtrust_model::{Home, Resource};
+use serde_json::{Value, json};
+
+use crate::access::Operation as AccessOp;
+use crate::error::Result;
+use crate::{Cse, CseError, Ctx};
+
+/// One permission of a token (`m2m:tokenPermission`).
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    /// `ris`: the resources it applies to (any addressing form); `None`: no restriction.
+    pub resource_ids: Option<Vec<String>>,
+    /// `pv`: the privileges (`setOfAcrs`), evaluated like an ACP's `privileges`.
+    pub privileges: Option<Value>,
+    /// `rids`: role IDs it grants.
+    pub role_ids: Option<Vec<String>>,
+}
+
+/// A token whose signature, issuer, audience, holder and validity were verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    /// `jti`.
+    pub token_id: String,
+    /// `iss`.
+    pub issuer: String,
+    /// `azp`: the Absolute AE-ID or CSE-ID it was issued to.
+    pub holder: String,
+    /// `exp`.
+    pub not_after: DateTime<Utc>,
+    /// `tkps`.
+    pub permissions: Vec<TokenGrant>,
+}
+
+/// Verifies oneM2M tokens (§7.3.2.6 "Validating a JWT"): the hosting CSE supplies its own
+/// Absolute CSE-ID as the expected audience and the request's Absolute originator as holder.
+pub trait TokenVerifier: Send + Sync {
+    /// The verified token, or why it is refused.
+    fn verify(
+        &self,
+        jwt: &str,
+        audience: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<VerifiedToken, String>;
+}
+
+fn refused(msg: impl Into<String>) -> CseError {
+    CseError::NoPrivilege(msg.into())
+}
+
+impl Cse {
+    /// Installs the verifier of tokens from trusted issuers; without one, requests carrying
+    /// tokens are refused.
+    pub fn set_token_verifier(&self, verifier: Arc<dyn TokenVerifier>) {
+        let _ = self.token_verifier.set(verifier);
+    }
+
+    /// §7.3.2.3 step 6: verifies every token of the request (all or nothing) and assigns
+    /// Local-Token-IDs to new ones (step 6.2/7).
+    pub(crate) fn verify_tokens(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+        let req = ctx.req;
+        if req.tokens.is_empty() && req.token_ids.is_empty() && req.local_token_ids.is_empty() {
+            return Ok(());
+        }
+        let Some(orig) = &ctx.originator else {
+            return Err(refused("a request with tokens needs an originator"));
+        };
+        let holder = orig.absolute(&self.cfg.home);
+        let now = chrono::DateTime::from_timestamp_micros(ctx.now.0).unwrap_or_else(Utc::now);
+        if !req.token_ids.is_empty() {
+            return Err(refused(
+                "Token-IDs (tids) cannot be resolved here: send the tokens (tkns) or their \
+                 Local-Token-IDs (ltids)",
+            ));
+        }
+        let Some(verifier) = self.token_verifier.get() else {
+            return Err(refused("this CSE trusts no token issuer"));
+        };
+        let audience = format!("{}{}", self.cfg.home.sp_id, self.cfg.home.cse_id);
+        for (i, jwt) in req.tokens.iter().enumerate() {
+            let token = verifier.verify(jwt, &audience, &holder, now).map_err(|why| {
+                tracing::info!(target: "audit", originator = %holder, token = i, reason = %why, "token refused");
+                refused(format!("token {} was refused: {why}", i + 1))
+            })?;
+            let token = Arc::new(token);
+            let lti = self.local_token_id(&token);
+            ctx.assigned_tokens.push((lti, token.token_id.clone()));
+            ctx.tokens.push(token);
+        }
+        for lti in &req.local_token_ids {
+            let cached = self
+                .local_tokens
+                .read()
+                .ok()
+                .and_then(|m| m.get(lti).cloned());
+            let Some(token) = cached else {
+                return Err(refused(format!("unknown Local-Token-ID {lti}")));
+            };
+            if token.not_after <= now {
+                if let Ok(mut m) = self.local_tokens.write() {
+                    m.remove(lti);
+                }
+                return Err(refused(format!(
+                    "the token of Local-Token-ID {lti} expired"
+                )));
+            }
+            // The holder is checked on every use (digest §5.3 [K]).
+            if token.holder != holder {
+                return Err(refused(format!(
+                    "the token of Local-Token-ID {lti} is not held by {holder}"
+                )));
+            }
+            ctx.tokens.push(token);
+        }
+        Ok(())
+    }
+
+    /// The Local-Token-ID of a verified token: the one assigned before to the same token, or
+    /// a new one (§7.3.2.3 step 6.2; an NCName, unique here).
+    fn local_token_id(&self, token: &Arc<VerifiedToken>) -> String {
+        if let Ok(map) = self.local_tokens.read()
+            && let Some((lti, _)) = map.iter().find(|(_, t)| {
+                t.token_id == token.token_id && t.issuer == token.issuer && t.holder == token.holder
+            })
+        {
+            return lti.clone();
+        }
+        let lti = format!(
+            "lt{}",
+            self.next_local_token.fetch_add(1, Ordering::Relaxed)
+        );
+        if let Ok(mut map) = self.local_tokens.write() {
+            let now = Utc::now();
+            map.retain(|_, t| t.not_after > now);
+            map.insert(lti.clone(), token.clone());
+        }
+        lti
+    }
+
+    /// §7.3.2.5 step 3: the first token permission that applies to `target` and permits `op`.
+    pub(crate) fn token_permits(
+        &self,
+        ctx: &Ctx<'_>,
+        target: &Resource,
+        op: AccessOp,
+    ) -> Option<String> {
+        let authz_orig = ctx.authz_originator.as_ref()?;
+        for token in &ctx.tokens {
+            for grant in &token.permissions {
+                let Some(pv) = &grant.privileges else {
+                    continue;
+                };
+                if let Some(ris) = &grant.resource_ids
+                    && !ris.iter().any(|id| names(id, target, &self.cfg.home))
+                {
+                    continue;
+                }
+                // Only `pv` is evaluated; `pvs` repeats it because a compiled ACP needs one.
+                let acp = match CompiledAcp::compile(&json!({"pv": pv, "pvs": pv})) {
+                    Ok(acp) => acp,
+                    Err(e) => {
+                        tracing::info!(target: "audit", token = %token.token_id, error = %e, "token privileges do not compile; they grant nothing");
+                        continue;
+                    }
+                };
+                let acps = [Arc::new(acp.with_id(token.token_id.as_str()))];
+                let req = self.token_access_request(ctx, authz_orig, op);
+                if let Decision::Permit(_) =
+                    self.pdp
+                        .decide(&acps, RuleSet::Privileges, &req, &crate::access::NoGroups)
+                {
+                    return Some(format!(
+                        "token {} of {} permits {op:?}",
+                        token.token_id, token.issuer
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Whether `id` (CSE-relative, SP-relative or absolute; structured or unstructured) names
+/// `target`.
+fn names(id: &str, target: &Resource, home: &Home) -> bool {
+    let absolute = format!("{}{}/", home.sp_id, home.cse_id);
+    let sp_relative = format!("{}/", home.cse_id);
+    let local = id
+        .strip_prefix(&absolute)
+        .or_else(|| id.strip_prefix(&sp_relative))
+        .unwrap_or(id);
+    local == target.ri() || local == target.srn
+}
