@@ -83,6 +83,7 @@ pub const COMMON: &[Attribute] = &[
     a("et", "expirationTime", Time, O, O),
     a("lbl", "labels", StrList, O, O),
     a("acpi", "accessControlPolicyIDs", StrList, O, O),
+    a("daci", "dynamicAuthorizationConsultationIDs", StrList, O, O),
     a("at", "announceTo", StrList, O, O),
     a("aa", "announcedAttribute", StrList, O, O),
     a("cstn", "custodian", Str, O, O),
@@ -127,6 +128,14 @@ const ACP: &[Attribute] = &[
     a("cr", "creator", Str, O, NP),
     a("pv", "privileges", Object, M, O),
     a("pvs", "selfPrivileges", Object, M, O),
+];
+
+/// `<dynamicAuthorizationConsultation>` (TS-0001 §9.6.40, TS-0003 §7.3.2.2).
+const DYNAMIC_AUTHORIZATION_CONSULTATION: &[Attribute] = &[
+    a("cr", "creator", Str, O, NP),
+    a("dae", "dynamicAuthorizationEnabled", Bool, M, O),
+    a("dap", "dynamicAuthorizationPoA", StrList, M, O),
+    a("dal", "dynamicAuthorizationLifetime", Uint, O, O),
 ];
 
 const SUBSCRIPTION: &[Attribute] = &[
@@ -188,6 +197,7 @@ pub fn specific_attributes(ty: ResourceType) -> Option<&'static [Attribute]> {
         ResourceType::CONTAINER => CONTAINER,
         ResourceType::CONTENT_INSTANCE => CONTENT_INSTANCE,
         ResourceType::CSE_BASE => CSE_BASE,
+        ResourceType::DYNAMIC_AUTHORIZATION_CONSULTATION => DYNAMIC_AUTHORIZATION_CONSULTATION,
         ResourceType::GROUP => GROUP,
         ResourceType::REMOTE_CSE => REMOTE_CSE,
         ResourceType::SUBSCRIPTION => SUBSCRIPTION,
@@ -201,6 +211,7 @@ pub const CREATABLE: &[ResourceType] = &[
     ResourceType::AE,
     ResourceType::CONTAINER,
     ResourceType::CONTENT_INSTANCE,
+    ResourceType::DYNAMIC_AUTHORIZATION_CONSULTATION,
     ResourceType::GROUP,
     ResourceType::REMOTE_CSE,
     ResourceType::SUBSCRIPTION,
@@ -214,6 +225,7 @@ pub fn allowed_children(parent: ResourceType) -> &'static [ResourceType] {
             T::ACCESS_CONTROL_POLICY,
             T::AE,
             T::CONTAINER,
+            T::DYNAMIC_AUTHORIZATION_CONSULTATION,
             T::GROUP,
             T::REMOTE_CSE,
             T::SUBSCRIPTION,
@@ -221,6 +233,7 @@ pub fn allowed_children(parent: ResourceType) -> &'static [ResourceType] {
         T::AE => &[
             T::ACCESS_CONTROL_POLICY,
             T::CONTAINER,
+            T::DYNAMIC_AUTHORIZATION_CONSULTATION,
             T::GROUP,
             T::SUBSCRIPTION,
         ],
@@ -229,6 +242,7 @@ pub fn allowed_children(parent: ResourceType) -> &'static [ResourceType] {
             T::ACCESS_CONTROL_POLICY,
             T::AE,
             T::CONTAINER,
+            T::DYNAMIC_AUTHORIZATION_CONSULTATION,
             T::GROUP,
             T::SUBSCRIPTION,
         ],
