@@ -369,6 +369,28 @@ fn listen_addr(
     }
 }
 
+/// `https://host[:port]` → (`host:port`, host), the port defaulting to `default_port`.
+pub(crate) fn https_address(url: &str, default_port: u16) -> Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or("the URL must start with https://")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err("no host".into());
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+            let port: u16 = p.parse().map_err(|_| format!("bad port {p:?}"))?;
+            (h.to_owned(), port)
+        }
+        _ => (authority.to_owned(), default_port),
+    };
+    Ok((
+        format!("{host}:{port}"),
+        host.trim_matches(['[', ']']).to_owned(),
+    ))
+}
+
 /// A trust function elsewhere (`[mef]`/`[maf]` `remote_url`, `remote_fqdn`, `remote_ca`).
 fn remote_function(
     url: Option<&str>,
@@ -386,18 +408,10 @@ fn remote_function(
             message: format!("{url_key} needs the CA of the function's certificate"),
         });
     };
-    let authority = url
-        .strip_prefix("https://")
-        .map(|r| r.split('/').next().unwrap_or_default())
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| ConfigError::Invalid {
-            key: url_key,
-            message: format!("{url:?}: expected https://host:port"),
-        })?;
-    let (host, addr) = match authority.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_owned(), authority.to_owned()),
-        _ => (authority.to_owned(), format!("{authority}:{default_port}")),
-    };
+    let (addr, host) = https_address(url, default_port).map_err(|e| ConfigError::Invalid {
+        key: url_key,
+        message: format!("{url:?}: {e}"),
+    })?;
     let fqdn = fqdn.unwrap_or(host);
     m2mtrust_crypto::Fqdn::parse(&fqdn).map_err(|e| ConfigError::Invalid {
         key: fqdn_key,

@@ -24,6 +24,23 @@ use m2mtrust_store::{Durability, SqliteStore};
 /// Validity of certificates the development CA issues.
 pub const DEV_CERT_DAYS: u32 = 825;
 
+/// The development CA plus operator trust anchors (PEM files); errors name `key` and the file.
+pub fn trust_anchors(
+    ca: &DevCa,
+    extra: &[PathBuf],
+    key: &str,
+) -> Result<m2mtrust_channel::TrustAnchors, String> {
+    let mut trust = m2mtrust_channel::TrustAnchors::from_pem(ca.cert_pem().as_bytes())
+        .map_err(|e| format!("development CA: {e}"))?;
+    for path in extra {
+        let pem = read(path).map_err(|e| format!("{key}: {e}"))?;
+        trust
+            .add_pem(&pem)
+            .map_err(|e| format!("{key}: {}: {e}", path.display()))?;
+    }
+    Ok(trust)
+}
+
 /// An opened data folder.
 pub struct DataDir {
     root: PathBuf,

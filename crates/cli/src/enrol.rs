@@ -23,6 +23,7 @@ use m2mtrust_mef::client::{EnrolOptions, Enrolled, enrol};
 use m2mtrust_mef::exchange::SecurityProfile;
 use serde::{Deserialize, Serialize};
 
+use crate::config::https_address;
 use crate::datadir::{DataDir, write_private};
 
 /// `m2mtrust enrol`.
@@ -125,7 +126,7 @@ pub async fn run(args: EnrolArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e, 2),
     };
-    let (addr, url_host) = match address(&args.mef, 8444) {
+    let (addr, url_host) = match https_address(&args.mef, 8444) {
         Ok(a) => a,
         Err(e) => return fail(format!("--mef: {e}"), 2),
     };
@@ -152,7 +153,7 @@ pub async fn run(args: EnrolArgs) -> ExitCode {
         Err(e) => return fail(format!("cannot connect to the MEF at {addr}: {e}"), 1),
     };
     let _ = tcp.set_nodelay(true);
-    let maf_address = match args.maf.as_deref().map(|u| address(u, 8445)) {
+    let maf_address = match args.maf.as_deref().map(|u| https_address(u, 8445)) {
         Some(Ok((addr, _))) => Some(addr),
         Some(Err(e)) => return fail(format!("--maf: {e}"), 2),
         None => None,
@@ -219,28 +220,6 @@ fn credential(args: &EnrolArgs) -> Result<(EnroleeCredential, Option<String>), S
     let certified = CertifiedKey::from_pem(&read(cert)?, &read(key)?)
         .map_err(|e| format!("--cert/--key: {e}"))?;
     Ok((EnroleeCredential::Certificate(certified), None))
-}
-
-/// `https://host[:port]` → (`host:port`, host).
-fn address(url: &str, default_port: u16) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .ok_or("the MEF URL must start with https://")?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err("no host".into());
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            let port: u16 = p.parse().map_err(|_| format!("bad port {p:?}"))?;
-            (h.to_owned(), port)
-        }
-        _ => (authority.to_owned(), default_port),
-    };
-    Ok((
-        format!("{host}:{port}"),
-        host.trim_matches(['[', ']']).to_owned(),
-    ))
 }
 
 fn store(
@@ -401,11 +380,14 @@ pub async fn register_key(args: RegisterKeyArgs) -> ExitCode {
 }
 
 async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), (String, u8)> {
-    use m2mtrust_channel::{LABEL_CONNECTION, export_keying_material};
-    use m2mtrust_crypto::kdf::split_exporter_output;
+    use m2mtrust_mef::procedures::types::{Suid, format_timestamp};
+    use m2mtrust_mef::session::{
+        self, KeyRegistrationRequest, KeyValue, MefSession, RegistrationRequest,
+    };
+    use m2mtrust_model::ResponseStatusCode;
     let usage = |e: String| (e, 2u8);
     let runtime = |e: String| (e, 1u8);
-    let (addr, _) = address(&args.maf, 8445).map_err(|e| usage(format!("--maf: {e}")))?;
+    let (addr, _) = https_address(&args.maf, 8445).map_err(|e| usage(format!("--maf: {e}")))?;
     let sealer = DataDir::open(&args.data)
         .and_then(|d| d.sealer())
         .map_err(runtime)?;
@@ -456,68 +438,48 @@ async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), 
     )
     .await
     .map_err(|e| runtime(format!("MAF handshake: {e}")))?;
-    let exported = export_keying_material(stream.ssl(), LABEL_CONNECTION)
-        .map_err(|e| runtime(e.to_string()))?;
-    let (kc_id, kc) = split_exporter_output(exported.expose_secret());
-    let mut conn = m2mtrust_mef::client::MefConnection::open(stream, &maf_fqdn)
+    let maf = m2mtrust_crypto::Fqdn::parse(&maf_fqdn)
+        .map_err(|e| usage(format!("MAF FQDN {maf_fqdn:?}: {e}")))?;
+    let admin = m2mtrust_crypto::Fqdn::parse(&admin_fqdn)
+        .map_err(|e| usage(format!("adminFQDN {admin_fqdn:?}: {e}")))?;
+    let mut session = MefSession::open(stream, &maf)
         .await
         .map_err(|e| runtime(e.to_string()))?;
+    let (conn, export) = session.parts();
     if args.km_id.is_some() {
         // A pre-provisioned client registers with the MAF first (§8.8.2.3); once is enough.
-        let reg_exp = m2mtrust_model::Timestamp::now()
-            .plus_secs(30 * 86_400)
-            .to_onem2m();
-        let body = serde_json::json!({"sec:mafClientReg": {
-            "fqdn": maf_fqdn, "exp": reg_exp, "adminFQDN": admin_fqdn,
-        }});
-        let resp = conn
-            .send(http::Method::POST, "/maf/reg", Some(&body))
-            .await
-            .map_err(|e| runtime(e.to_string()))?;
-        let rsc = resp.status;
-        if rsc != m2mtrust_model::ResponseStatusCode::CREATED
-            && rsc != m2mtrust_model::ResponseStatusCode::ORIGINATOR_HAS_ALREADY_REGISTERED
-        {
-            return Err(runtime(format!("MAF client registration refused: {rsc}")));
+        let registration = RegistrationRequest {
+            admin_fqdn: admin.clone(),
+            expiration: chrono::Utc::now() + chrono::Duration::days(30),
+            labels: None,
+        };
+        match session::maf_register(conn, &maf, &registration).await {
+            Ok(_) => {}
+            Err(e) if e.rsc() == Some(ResponseStatusCode::ORIGINATOR_HAS_ALREADY_REGISTERED) => {}
+            Err(e) => return Err(runtime(format!("MAF client registration refused: {e}"))),
         }
     }
-    let exp = m2mtrust_model::Timestamp::now()
-        .plus_secs(i64::from(args.valid_secs))
-        .to_onem2m();
-    let body = serde_json::json!({"sec:keyReg": {
-        "fqdn": maf_fqdn, "exp": exp, "adminFQDN": admin_fqdn,
-        "suid": m2mtrust_maf::MAF_SAEF_SUID, "tids": [args.target],
-    }});
-    let resp = conn
-        .send(http::Method::POST, "/maf/keys", Some(&body))
+    let request = KeyRegistrationRequest {
+        admin_fqdn: admin,
+        expiration: chrono::Utc::now() + chrono::Duration::seconds(i64::from(args.valid_secs)),
+        labels: None,
+        suid: Suid(m2mtrust_maf::MAF_SAEF_SUID as u16),
+        target_ids: vec![args.target.clone()],
+    };
+    let registered = session::maf_register_key(conn, &maf, &request, KeyValue::Exported(export))
         .await
-        .map_err(|e| runtime(e.to_string()))?;
-    if resp.status != m2mtrust_model::ResponseStatusCode::CREATED {
-        let why = resp
-            .content
-            .as_ref()
-            .and_then(|c| c.get("m2m:dbg"))
-            .and_then(|d| d.as_str())
-            .unwrap_or_default()
-            .to_owned();
-        return Err(runtime(format!("the MAF refused: {} {why}", resp.status)));
-    }
-    let reg = resp
-        .content
-        .as_ref()
-        .and_then(|c| c.get("sec:keyReg"))
-        .ok_or_else(|| runtime("no sec:keyReg in the answer".into()))?;
-    let field = |k: &str| reg.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    let rki = field("rki").ok_or_else(|| runtime("no rki in the answer".into()))?;
-    let kid = field("kid").ok_or_else(|| runtime("no kid in the answer".into()))?;
-    let exp = field("exp").unwrap_or(exp);
+        .map_err(|e| runtime(format!("the MAF refused: {e}")))?;
     // The key is the session export; the MAF names it by hexBinary(KcID) (§10.3.5).
-    let expected: String = kc_id.iter().map(|b| format!("{b:02X}")).collect();
-    if !rki.eq_ignore_ascii_case(&expected) {
+    let expected = export.relative_key_id_hex();
+    if !registered.relative_key_id.eq_ignore_ascii_case(&expected) {
         return Err(runtime(format!(
-            "the MAF named the exported key {rki}, not {expected}; register again"
+            "the MAF named the exported key {}, not {expected}; register again",
+            registered.relative_key_id
         )));
     }
+    let kid = registered.key_id;
+    let kc = registered.key;
+    let exp = format_timestamp(registered.expiration);
     let sealed = sealer
         .seal(kc.expose_bytes(), kid.as_bytes())
         .map_err(|e| runtime(e.to_string()))?;

@@ -297,52 +297,20 @@ fn certificate_credential_id(path: &std::path::Path) -> Result<String, String> {
 }
 
 async fn serve(args: MefServeArgs) -> ExitCode {
-    let filter = args
-        .log
-        .as_deref()
-        .map(tracing_subscriber::EnvFilter::try_new);
-    let filter = match filter {
-        Some(Ok(f)) => f,
-        Some(Err(e)) => return fail(format!("--log: {e}"), 2),
-        None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-    let sp = match m2mtrust_model::SpId::parse(&args.sp_id) {
-        Ok(s) => s,
-        Err(e) => return fail(format!("--sp-id: {e}"), 2),
-    };
-    let target = match CseId::parse(&args.target_cse_id) {
-        Ok(c) => c,
-        Err(e) => return fail(format!("--target-cse-id: {e}"), 2),
-    };
-    match run_serve(&args, &sp, target).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e, 1),
+    if let Err(e) = crate::serve::init_logging(args.log.as_deref(), None) {
+        return fail(e, 2);
     }
-}
-
-async fn run_serve(
-    args: &MefServeArgs,
-    sp: &m2mtrust_model::SpId,
-    target: CseId,
-) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let dir = DataDir::open(&args.data.data)?;
-    let store = open_store(&dir)?;
-    let sealer = Arc::new(dir.sealer()?);
-    let home = m2mtrust_model::Home {
-        cse_id: target.clone(),
-        sp_id: sp.clone(),
-        cse_base_name: "cse-in".into(),
+    let (alone, ca, sp, target) = match crate::mef_serve::Alone::open(
+        &args.data.data,
+        args.listen,
+        ("--sp-id", &args.sp_id),
+        ("--target-cse-id", &args.target_cse_id),
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err((e, code)) => return fail(e, code),
     };
-    let ca = dir.dev_ca(&sealer, &home)?;
     let sp_domain = sp.domain().to_string();
     let params = crate::mef_serve::MefParams {
         fqdn: args
@@ -360,21 +328,19 @@ async fn run_serve(
         local_target: false,
         maf: None,
     };
-    let mef = crate::mef_serve::build_with(&params, &dir, ca, &sealer, &store, local)?;
-    println!("m2mtrust {} (mef)", env!("CARGO_PKG_VERSION"));
-    println!("  mef          https://{local}   (FQDN {})", mef.fqdn());
-    println!("  CA           {}", dir.ca_path().display());
-    println!("  data         {}", dir.root().display());
-    println!("ready");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(Arc::new(mef).serve(listener, async move {
-        let _ = rx.await;
-    }));
-    crate::serve::wait_for_signal().await;
-    let _ = tx.send(());
-    match task.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let mef = match crate::mef_serve::build_with(
+        &params,
+        &alone.dir,
+        ca,
+        &alone.sealer,
+        &alone.store,
+        alone.local,
+    ) {
+        Ok(m) => m,
+        Err(e) => return fail(e, 1),
+    };
+    match alone.run("mef", &params.fqdn, mef).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e, 1),
     }
 }

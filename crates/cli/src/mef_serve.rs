@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use m2mtrust_channel::{CertifiedKey, IdentityRules, TrustAnchors};
+use m2mtrust_channel::{CertifiedKey, IdentityRules};
 use m2mtrust_crypto::{Fqdn, Sealer};
 use m2mtrust_mef::est::EstServer;
 use m2mtrust_mef::procedures::{AdminPolicy, Policy, Procedures, SqliteRegistry};
@@ -91,15 +91,7 @@ pub fn build_with(
         .map_err(|e| format!("MEF certificate: {e}"))?;
     // Device, CSE-ID and AE-ID certificates of enrolees and targets chain to the data folder's
     // CA or to an operator trust anchor.
-    let mut trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
-        .map_err(|e| format!("development CA: {e}"))?;
-    for path in &params.trust_anchors {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("trust anchor {}: {e}", path.display()))?;
-        trust
-            .add_pem(&pem)
-            .map_err(|e| format!("trust anchor {}: {e}", path.display()))?;
-    }
+    let trust = crate::datadir::trust_anchors(&ca, &params.trust_anchors, "trust anchor")?;
     let target_cse = params.target.cse_id.clone();
     let rules = IdentityRules::new(&params.sp_domain, target_cse.clone(), target_cse)
         .map_err(|e| format!("TLS identity rules: {e}"))?;
@@ -204,15 +196,7 @@ pub fn build_maf_with(
     let (chain, key) = dir.function_credentials(sealer, &ca, "maf", fqdn.as_str())?;
     let certificate = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
         .map_err(|e| format!("MAF certificate: {e}"))?;
-    let mut trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
-        .map_err(|e| format!("development CA: {e}"))?;
-    for path in &params.trust_anchors {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("trust anchor {}: {e}", path.display()))?;
-        trust
-            .add_pem(&pem)
-            .map_err(|e| format!("trust anchor {}: {e}", path.display()))?;
-    }
+    let trust = crate::datadir::trust_anchors(&ca, &params.trust_anchors, "trust anchor")?;
     let rules = IdentityRules::new(&sp_domain, params.in_cse.clone(), params.in_cse.clone())
         .map_err(|e| format!("TLS identity rules: {e}"))?;
     let clients = Arc::new(m2mtrust_maf::MafClients::new(
@@ -254,4 +238,89 @@ pub fn build_maf_with(
     };
     let provisioning = Arc::new(StoreProvisioning::new(store.clone(), sealer.clone(), false));
     Ok(MefService::new(bootstrap, config, provisioning))
+}
+
+/// What a trust function running alone (`mef serve`, `maf serve`) starts from: its bound
+/// listener and its own data folder, store and sealer ([`Alone::open`] also gives its CA).
+pub struct Alone {
+    /// The bound listener.
+    pub listener: tokio::net::TcpListener,
+    /// Its address.
+    pub local: SocketAddr,
+    /// The data folder.
+    pub dir: DataDir,
+    /// Its store.
+    pub store: Arc<dyn Store>,
+    /// Its sealer.
+    pub sealer: Arc<Sealer>,
+}
+
+/// An opened [`Alone`] with its CA, SP-ID and IN-CSE-ID.
+pub type Opened = (
+    Alone,
+    m2mtrust_crypto::DevCa,
+    m2mtrust_model::SpId,
+    m2mtrust_model::CseId,
+);
+
+impl Alone {
+    /// Parses the SP-ID and the IN-CSE-ID (naming the flags in errors), binds `listen` and
+    /// opens `data`. Usage errors come with exit code 2, runtime ones with 1.
+    pub async fn open(
+        data: &std::path::Path,
+        listen: SocketAddr,
+        sp_id: (&str, &str),
+        cse_id: (&str, &str),
+    ) -> Result<Opened, (String, u8)> {
+        let sp =
+            m2mtrust_model::SpId::parse(sp_id.1).map_err(|e| (format!("{}: {e}", sp_id.0), 2))?;
+        let cse = m2mtrust_model::CseId::parse(cse_id.1)
+            .map_err(|e| (format!("{}: {e}", cse_id.0), 2))?;
+        let runtime = |e: String| (e, 1);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| runtime(format!("cannot listen on {listen}: {e}")))?;
+        let local = listener.local_addr().map_err(|e| runtime(e.to_string()))?;
+        let dir = DataDir::open(data).map_err(runtime)?;
+        let store = crate::admin::open_store(&dir).map_err(runtime)?;
+        let sealer = Arc::new(dir.sealer().map_err(runtime)?);
+        let home = m2mtrust_model::Home {
+            cse_id: cse.clone(),
+            sp_id: sp.clone(),
+            cse_base_name: "cse-in".into(),
+        };
+        let ca = dir.dev_ca(&sealer, &home).map_err(runtime)?;
+        Ok((
+            Self {
+                listener,
+                local,
+                dir,
+                store,
+                sealer,
+            },
+            ca,
+            sp,
+            cse,
+        ))
+    }
+
+    /// Prints the endpoint and `ready`, then serves `service` until a signal.
+    pub async fn run(self, name: &str, fqdn: &str, service: MefService) -> Result<(), String> {
+        println!("m2mtrust {} ({name})", env!("CARGO_PKG_VERSION"));
+        println!("  {name:<12} https://{}   (FQDN {fqdn})", self.local);
+        println!("  CA           {}", self.dir.ca_path().display());
+        println!("  data         {}", self.dir.root().display());
+        println!("ready");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(Arc::new(service).serve(self.listener, async move {
+            let _ = rx.await;
+        }));
+        crate::serve::wait_for_signal().await;
+        let _ = tx.send(());
+        match task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }

@@ -27,7 +27,7 @@ pub enum Mode {
     Cse,
 }
 
-fn init_logging(filter: Option<&str>, format: Option<&str>) -> Result<(), String> {
+pub(crate) fn init_logging(filter: Option<&str>, format: Option<&str>) -> Result<(), String> {
     let filter = match filter {
         Some(f) => EnvFilter::try_new(f).map_err(|e| format!("--log: {e}"))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -379,15 +379,8 @@ fn tls_acceptor(
             .map_err(|e| format!("https.sni {}: {e}", sni.name))?;
         config.sni_certificates.push((sni.name.clone(), certified));
     }
-    let mut trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
-        .map_err(|e| format!("development CA: {e}"))?;
-    for path in &settings.trust_anchors {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("https.trust_anchors: {}: {e}", path.display()))?;
-        trust
-            .add_pem(&pem)
-            .map_err(|e| format!("https.trust_anchors: {}: {e}", path.display()))?;
-    }
+    let mut trust =
+        crate::datadir::trust_anchors(ca, &settings.trust_anchors, "https.trust_anchors")?;
     for path in &settings.crls {
         let pem =
             std::fs::read(path).map_err(|e| format!("https.crls: {}: {e}", path.display()))?;
@@ -398,51 +391,41 @@ fn tls_acceptor(
     config.client_trust = Some(trust);
     config.psk_identity_hint = Some(home.cse_id.bare().to_string());
     let mut credentials = StoreCredentials::new(store.clone(), sealer.clone());
+    // Keys of devices enrolled at a MEF, or distributed by a MAF, are fetched from it; the CSE
+    // authenticates with its own certificate, which names its CSE-ID.
+    let function = |addr: String, fqdn: String, trust: TrustAnchors| {
+        let me = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
+            .map_err(|e| format!("server certificate: {e}"))?;
+        Ok::<_, String>(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
+            addr,
+            fqdn,
+            me,
+            trust,
+            std::time::Duration::from_secs(5),
+        )))
+    };
+    let remote_trust = |path: &std::path::Path, key: &str| {
+        let pem = std::fs::read(path).map_err(|e| format!("{key}: {}: {e}", path.display()))?;
+        TrustAnchors::from_pem(&pem).map_err(|e| format!("{key}: {}: {e}", path.display()))
+    };
     if let Some(remote) = &settings.remote_mef {
-        let ca = std::fs::read(&remote.ca)
-            .map_err(|e| format!("mef.remote_ca: {}: {e}", remote.ca.display()))?;
-        let trust = TrustAnchors::from_pem(&ca)
-            .map_err(|e| format!("mef.remote_ca: {}: {e}", remote.ca.display()))?;
-        // The CSE authenticates to its MEF with its own certificate, which names its CSE-ID.
-        let me = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
-            .map_err(|e| format!("server certificate: {e}"))?;
-        credentials = credentials.with_remote_mef(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
-            remote.addr.clone(),
-            remote.fqdn.clone(),
-            me,
-            trust,
-            std::time::Duration::from_secs(5),
-        )));
+        let trust = remote_trust(&remote.ca, "mef.remote_ca")?;
+        credentials =
+            credentials.with_remote_mef(function(remote.addr.clone(), remote.fqdn.clone(), trust)?);
     }
-    if let (None, Some(remote)) = (local_maf, &settings.remote_maf) {
-        let ca = std::fs::read(&remote.ca)
-            .map_err(|e| format!("maf.remote_ca: {}: {e}", remote.ca.display()))?;
-        let trust = TrustAnchors::from_pem(&ca)
-            .map_err(|e| format!("maf.remote_ca: {}: {e}", remote.ca.display()))?;
-        let me = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
-            .map_err(|e| format!("server certificate: {e}"))?;
-        credentials = credentials.with_maf(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
-            remote.addr.clone(),
-            remote.fqdn.clone(),
-            me,
-            trust,
-            std::time::Duration::from_secs(5),
-        )));
-    }
-    if let Some((addr, fqdn)) = local_maf {
-        // Entity B of the MAF-based SAEF: Kc comes from the MAF next to this CSE, which trusts
-        // the data folder's CA; the CSE authenticates with its own certificate.
-        let trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
-            .map_err(|e| format!("development CA: {e}"))?;
-        let me = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
-            .map_err(|e| format!("server certificate: {e}"))?;
-        credentials = credentials.with_maf(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
-            addr.to_string(),
-            fqdn.clone(),
-            me,
-            trust,
-            std::time::Duration::from_secs(5),
-        )));
+    match (local_maf, &settings.remote_maf) {
+        // Entity B of the MAF-based SAEF: the MAF next to this CSE trusts the data folder's CA.
+        (Some((addr, fqdn)), _) => {
+            let trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
+                .map_err(|e| format!("development CA: {e}"))?;
+            credentials = credentials.with_maf(function(addr.to_string(), fqdn.clone(), trust)?);
+        }
+        (None, Some(remote)) => {
+            let trust = remote_trust(&remote.ca, "maf.remote_ca")?;
+            credentials =
+                credentials.with_maf(function(remote.addr.clone(), remote.fqdn.clone(), trust)?);
+        }
+        (None, None) => {}
     }
     m2mtrust_channel::TlsAcceptor::new(config, Arc::new(credentials))
         .map_err(|e| format!("TLS: {e}"))

@@ -25,7 +25,7 @@ use m2mtrust_crypto::{Fqdn, Sealer, kdf};
 use m2mtrust_mef::target::{Provisioning, StoreProvisioning};
 use m2mtrust_mef::{Assignment, Enrollee, Enrollees};
 use m2mtrust_model::Timestamp;
-use m2mtrust_store::{CredentialRecord, Store, StoreExt};
+use m2mtrust_store::{CredentialRecord, Store};
 
 /// Kind of a pre-provisioned master credential (Km) in the credential table; its id is
 /// `11-<KmID>`.
@@ -53,11 +53,7 @@ pub fn km_record(
 ) -> Result<CredentialRecord, m2mtrust_crypto::SealError> {
     let id = km_credential_id(km_id);
     let sealed = sealer.seal(km, id.as_bytes())?;
-    let (binding, bound_ids) = match assignment {
-        Assignment::CseId(c) => ("cse", vec![c.clone()]),
-        Assignment::AeIds(ids) if ids.len() == 1 => ("ae", ids.clone()),
-        Assignment::AeIds(ids) => ("ae-list", ids.clone()),
-    };
+    let (binding, bound_ids) = assignment.record_binding();
     Ok(CredentialRecord {
         id,
         kind: KM_KIND.into(),
@@ -112,37 +108,12 @@ impl MafClients {
     }
 
     fn pre_provisioned(&self, km_id: &KpsaId) -> Option<Enrollee> {
-        let id = km_credential_id(km_id);
-        let record = match self.store.read(|r| r.credential(&id)) {
-            Ok(Some(r)) if r.kind == KM_KIND => r,
-            Ok(_) => return None,
-            Err(e) => {
-                tracing::error!(error = %e, client = %id, "cannot read a MAF client");
-                return None;
-            }
-        };
-        let key = match self
-            .sealer
-            .open(record.sealed_secret.as_deref()?, id.as_bytes())
-        {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::error!(error = %e, client = %id, "cannot open a sealed Km");
-                return None;
-            }
-        };
-        let assignment = match record.binding.as_str() {
-            "cse" => Assignment::CseId(record.bound_ids.first()?.clone()),
-            _ => Assignment::AeIds(record.bound_ids.clone()),
-        };
-        Some(Enrollee {
-            kpm: Some(PskKey::new(key.expose_bytes().to_vec()).ok()?),
-            assignment,
-            expires: record
-                .expires
-                .and_then(|t| DateTime::<Utc>::from_timestamp_micros(t.0))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-        })
+        m2mtrust_mef::sealed_key_enrollee(
+            &self.store,
+            &self.sealer,
+            &km_credential_id(km_id),
+            KM_KIND,
+        )
     }
 
     /// The Km of an enrolee of the local MEF, by its KeID.

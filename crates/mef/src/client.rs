@@ -93,6 +93,30 @@ impl MefConnection {
         })
     }
 
+    /// Sends one request on the session (with `Host`) and reads the whole answer.
+    async fn round_trip(
+        &mut self,
+        mut req: http::Request<Full<Bytes>>,
+    ) -> Result<(http::response::Parts, Bytes), EnrolError> {
+        req.headers_mut().insert(HOST, self.host.clone());
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| EnrolError::Transport(e.to_string()))?;
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| EnrolError::Transport(e.to_string()))?;
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| EnrolError::Transport(e.to_string()))?
+            .to_bytes();
+        Ok((parts, body))
+    }
+
     /// Sends one raw HTTP request and returns the status, content type and body.
     pub async fn raw(
         &mut self,
@@ -106,33 +130,17 @@ impl MefConnection {
             .uri(path)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| EnrolError::Transport(e.to_string()))?;
-        let h = req.headers_mut();
-        h.insert(HOST, self.host.clone());
         if let Some(ct) = content_type {
-            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
         }
-        self.sender
-            .ready()
-            .await
-            .map_err(|e| EnrolError::Transport(e.to_string()))?;
-        let resp = self
-            .sender
-            .send_request(req)
-            .await
-            .map_err(|e| EnrolError::Transport(e.to_string()))?;
-        let status = resp.status();
-        let ct = resp
-            .headers()
+        let (parts, body) = self.round_trip(req).await?;
+        let ct = parts
+            .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| EnrolError::Transport(e.to_string()))?
-            .to_bytes();
-        Ok((status, ct, body))
+        Ok((parts.status, ct, body))
     }
 
     /// Sends a oneM2M-style request (`X-M2M-RI`, JSON body) and decodes the response primitive.
@@ -154,31 +162,16 @@ impl MefConnection {
             .header("x-m2m-ri", &ri)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| EnrolError::Transport(e.to_string()))?;
-        let h = req.headers_mut();
-        h.insert(HOST, self.host.clone());
         if content.is_some() {
-            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
-        self.sender
-            .ready()
-            .await
-            .map_err(|e| EnrolError::Transport(e.to_string()))?;
-        let resp = self
-            .sender
-            .send_request(req)
-            .await
-            .map_err(|e| EnrolError::Transport(e.to_string()))?;
-        let rsc = resp
-            .headers()
+        let (parts, body) = self.round_trip(req).await?;
+        let rsc = parts
+            .headers
             .get("x-m2m-rsc")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u16>().ok());
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| EnrolError::Transport(e.to_string()))?
-            .to_bytes();
         let Some(rsc) = rsc else {
             return Err(EnrolError::Transport(
                 "the response carries no X-M2M-RSC".into(),
@@ -581,29 +574,36 @@ async fn maf_enrol(
         None,
     )
     .await?;
+    let fqdn = Fqdn::parse(&maf_fqdn).map_err(|e| protocol(format!("MAF FQDN: {e}")))?;
+    let admin_fqdn = Fqdn::parse(&admin).map_err(|e| protocol(format!("adminFQDN: {e}")))?;
     let mut conn = MefConnection::open(stream, &maf_fqdn).await?;
-    let exp = m2mtrust_model::Timestamp::now()
-        .plus_secs(30 * 86_400)
-        .to_onem2m();
-    let body = json!({"sec:mafClientReg": {"fqdn": maf_fqdn, "exp": exp, "adminFQDN": admin}});
-    let resp = conn.send(Method::POST, "/maf/reg", Some(&body)).await?;
-    if resp.status != ResponseStatusCode::CREATED {
-        return Err(refused(what, &resp));
-    }
-    let reg = body_of(what, &resp, "sec:mafClientReg")?;
-    let field = |k: &str| reg.get(k).and_then(Value::as_str).map(str::to_owned);
-    let km_id = field("assignedSymmKeyID")
-        .and_then(|k| KpsaId::parse(&k).ok())
+    let request = crate::session::RegistrationRequest {
+        admin_fqdn,
+        expiration: chrono::Utc::now() + chrono::Duration::days(30),
+        labels: None,
+    };
+    // The session checks the answer's adminFQDN against the request.
+    let reg = crate::session::maf_register(&mut conn, &fqdn, &request)
+        .await
+        .map_err(|e| match e.rsc() {
+            Some(rsc) => EnrolError::Refused {
+                what,
+                rsc: rsc.0,
+                message: e.dbg().unwrap_or_default().to_owned(),
+            },
+            None => protocol(e.to_string()),
+        })?;
+    let km_id = reg
+        .assigned_symm_key_id
+        .as_deref()
+        .and_then(|k| KpsaId::parse(k).ok())
         .ok_or_else(|| protocol("no assignedSymmKeyID in the answer".into()))?;
     if !km_id.issuer().eq_ignore_ascii_case(&maf_fqdn) {
         return Err(protocol(format!(
             "KmID {km_id} is not issued by {maf_fqdn}"
         )));
     }
-    if field("adminFQDN").as_deref() != Some(admin.as_str()) {
-        return Err(protocol("the answer names another adminFQDN".into()));
-    }
-    let registration_id = field("ri").ok_or_else(|| protocol("no ri".into()))?;
+    let registration_id = reg.id;
     tracing::info!(target: "audit", event = "maf_registered", maf = %maf_fqdn, km_id = %km_id);
     Ok(MafCredential {
         maf_fqdn,

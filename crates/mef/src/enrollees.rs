@@ -165,7 +165,7 @@ impl StoreEnrollees {
         now: m2mtrust_model::Timestamp,
         expires: m2mtrust_model::Timestamp,
     ) -> m2mtrust_store::CredentialRecord {
-        let (binding, bound_ids) = assignment_binding(assignment);
+        let (binding, bound_ids) = assignment.record_binding();
         m2mtrust_store::CredentialRecord {
             id: credential_id.to_owned(),
             kind: CERT_ENROLLEE_KIND.into(),
@@ -188,7 +188,7 @@ impl StoreEnrollees {
     ) -> Result<m2mtrust_store::CredentialRecord, m2mtrust_crypto::SealError> {
         let id = Self::kpm_credential_id(kpm_id);
         let sealed = self.sealer.seal(kpm, id.as_bytes())?;
-        let (binding, bound_ids) = assignment_binding(assignment);
+        let (binding, bound_ids) = assignment.record_binding();
         Ok(m2mtrust_store::CredentialRecord {
             id,
             kind: KPM_KIND.into(),
@@ -203,34 +203,12 @@ impl StoreEnrollees {
 
 impl Enrollees for StoreEnrollees {
     fn kpm(&self, kpm_id: &KpsaId) -> Option<Enrollee> {
-        use m2mtrust_store::StoreExt;
-        let id = Self::kpm_credential_id(kpm_id);
-        let record = match self.store.read(|r| r.credential(&id)) {
-            Ok(Some(r)) if r.kind == KPM_KIND => r,
-            Ok(_) => return None,
-            Err(e) => {
-                tracing::error!(error = %e, enrolee = %id, "cannot read enrollee");
-                return None;
-            }
-        };
-        let key = match self
-            .sealer
-            .open(record.sealed_secret.as_deref()?, id.as_bytes())
-        {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::error!(error = %e, enrolee = %id, "cannot open sealed Kpm");
-                return None;
-            }
-        };
-        let kpm = PskKey::new(key.expose_bytes().to_vec()).ok()?;
-        let assignment = record_assignment(&record)?;
-        let expires = record_expiry(&record);
-        Some(Enrollee {
-            kpm: Some(kpm),
-            assignment,
-            expires,
-        })
+        sealed_key_enrollee(
+            &self.store,
+            &self.sealer,
+            &Self::kpm_credential_id(kpm_id),
+            KPM_KIND,
+        )
     }
 
     fn by_certificate(&self, credential_id: &str) -> Option<Enrollee> {
@@ -245,30 +223,69 @@ impl Enrollees for StoreEnrollees {
         };
         Some(Enrollee {
             kpm: None,
-            assignment: record_assignment(&record)?,
+            assignment: Assignment::from_record(&record)?,
             expires: record_expiry(&record),
         })
     }
 }
 
-fn assignment_binding(assignment: &Assignment) -> (&'static str, Vec<String>) {
-    match assignment {
-        Assignment::CseId(c) => ("cse", vec![c.clone()]),
-        Assignment::AeIds(ids) if ids.len() == 1 => ("ae", ids.clone()),
-        Assignment::AeIds(ids) => ("ae-list", ids.clone()),
+impl Assignment {
+    /// How the credential table stores this assignment: the `binding` kind (`cse`, `ae`,
+    /// `ae-list`) and the bound IDs.
+    pub fn record_binding(&self) -> (&'static str, Vec<String>) {
+        match self {
+            Self::CseId(c) => ("cse", vec![c.clone()]),
+            Self::AeIds(ids) if ids.len() == 1 => ("ae", ids.clone()),
+            Self::AeIds(ids) => ("ae-list", ids.clone()),
+        }
+    }
+
+    /// The assignment a credential-table record stores; `None` for a `cse` binding without
+    /// a CSE-ID.
+    pub fn from_record(record: &m2mtrust_store::CredentialRecord) -> Option<Self> {
+        Some(match record.binding.as_str() {
+            "cse" => Self::CseId(record.bound_ids.first()?.clone()),
+            _ => Self::AeIds(record.bound_ids.clone()),
+        })
     }
 }
 
-fn record_assignment(record: &m2mtrust_store::CredentialRecord) -> Option<Assignment> {
-    Some(match record.binding.as_str() {
-        "cse" => Assignment::CseId(record.bound_ids.first()?.clone()),
-        _ => Assignment::AeIds(record.bound_ids.clone()),
-    })
-}
-
-fn record_expiry(record: &m2mtrust_store::CredentialRecord) -> DateTime<Utc> {
+/// When a credential-table record stops working; no expiry is the far future.
+pub fn record_expiry(record: &m2mtrust_store::CredentialRecord) -> DateTime<Utc> {
     record
         .expires
         .and_then(|t| DateTime::<Utc>::from_timestamp_micros(t.0))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The enrolee (or MAF client) whose sealed pre-shared key is stored under `id` with `kind`:
+/// the key opened with the data folder's master key (AAD = `id`), the assignment and expiry.
+/// Read and open failures are logged and give `None` (the handshake then refuses).
+pub fn sealed_key_enrollee(
+    store: &std::sync::Arc<dyn m2mtrust_store::Store>,
+    sealer: &m2mtrust_crypto::Sealer,
+    id: &str,
+    kind: &str,
+) -> Option<Enrollee> {
+    use m2mtrust_store::StoreExt;
+    let record = match store.read(|r| r.credential(id)) {
+        Ok(Some(r)) if r.kind == kind => r,
+        Ok(_) => return None,
+        Err(e) => {
+            tracing::error!(error = %e, credential = %id, "cannot read a stored key");
+            return None;
+        }
+    };
+    let key = match sealer.open(record.sealed_secret.as_deref()?, id.as_bytes()) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, credential = %id, "cannot open a sealed key");
+            return None;
+        }
+    };
+    Some(Enrollee {
+        kpm: Some(PskKey::new(key.expose_bytes().to_vec()).ok()?),
+        assignment: Assignment::from_record(&record)?,
+        expires: record_expiry(&record),
+    })
 }

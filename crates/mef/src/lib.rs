@@ -34,6 +34,7 @@ pub mod wire;
 pub use enrolee::{EnroleeCredential, EnroleeKeys, bootstrap};
 pub use enrollees::{
     Assignment, CERT_ENROLLEE_KIND, Enrollee, Enrollees, KPM_KIND, MemoryEnrollees, StoreEnrollees,
+    record_expiry, sealed_key_enrollee,
 };
 pub use error::BootstrapError;
 pub use mef::{Accepted, Bootstrap, Enrolment};

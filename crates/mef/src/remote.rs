@@ -167,12 +167,7 @@ impl RemoteMef {
             *n += 1;
             Ok(Slot(self))
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            _ => wait(),
-        }
+        waiting(wait)
     }
 
     fn blocking(&self, key: String, path: String, answer: Answer) -> Result<Fetched, FetchError> {
@@ -212,15 +207,7 @@ impl RemoteMef {
             rx.recv_timeout(self.timeout + Duration::from_millis(200))
                 .unwrap_or_else(|_| Err(FetchError::Unreachable("timed out".into())))
         };
-        // Inside a multi-threaded runtime (a TLS callback on a worker), hand this worker's other
-        // tasks to the rest of the runtime while waiting: the function answering may be served
-        // by the same runtime.
-        let result = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            _ => wait(),
-        };
+        let result = waiting(wait);
         if let Err(FetchError::Refused(_)) = &result {
             let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
             if refused.len() >= NEGATIVE_MAX {
@@ -229,6 +216,18 @@ impl RemoteMef {
             refused.insert(key, Instant::now());
         }
         result
+    }
+}
+
+/// Runs a blocking wait. Inside a multi-threaded runtime (a TLS callback on a worker), this
+/// worker's other tasks are handed to the rest of the runtime meanwhile: the function that
+/// answers may be served by the same runtime.
+fn waiting<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
     }
 }
 

@@ -107,14 +107,6 @@ impl StoreProvisioning {
     }
 }
 
-fn binding(assignment: &Assignment) -> (&'static str, Vec<String>) {
-    match assignment {
-        Assignment::CseId(c) => ("cse", vec![c.clone()]),
-        Assignment::AeIds(ids) if ids.len() == 1 => ("ae", ids.clone()),
-        Assignment::AeIds(ids) => ("ae-list", ids.clone()),
-    }
-}
-
 fn to_timestamp(t: DateTime<Utc>) -> Timestamp {
     Timestamp(t.timestamp_micros())
 }
@@ -122,7 +114,7 @@ fn to_timestamp(t: DateTime<Utc>) -> Timestamp {
 impl Provisioning for StoreProvisioning {
     fn record_enrolment(&self, p: &Provisioned) -> ProvisionFuture<'_, ()> {
         let now = Timestamp::now();
-        let (kind, ids) = binding(&p.assignment);
+        let (kind, ids) = p.assignment.record_binding();
         let ke_id = ke_record_id(&p.ke_id);
         let sealed = self
             .sealer
@@ -152,7 +144,7 @@ impl Provisioning for StoreProvisioning {
             }
             let now = Timestamp::now();
             let expires = Some(to_timestamp(p.expires));
-            let (kind, ids) = binding(&p.assignment);
+            let (kind, ids) = p.assignment.record_binding();
             let id = m2mtrust_channel::kpsa_credential_id(&p.ke_id);
             let sealed = self
                 .sealer
@@ -188,17 +180,10 @@ impl Provisioning for StoreProvisioning {
             .sealer
             .open(sealed, id.as_bytes())
             .map_err(|e| ProvisionError::Seal(e.to_string()))?;
-        let assignment = match record.binding.as_str() {
-            "cse" => match record.bound_ids.first() {
-                Some(c) => Assignment::CseId(c.clone()),
-                None => return Ok(None),
-            },
-            _ => Assignment::AeIds(record.bound_ids.clone()),
+        let Some(assignment) = Assignment::from_record(&record) else {
+            return Ok(None);
         };
-        let expires = record
-            .expires
-            .and_then(|t| DateTime::<Utc>::from_timestamp_micros(t.0))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let expires = crate::enrollees::record_expiry(&record);
         Ok(Some(StoredEnrolment {
             ke,
             assignment,
