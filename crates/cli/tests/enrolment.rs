@@ -9,23 +9,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::Server;
+use common::{Function, Server, free_port, m2mtrust};
 
 const KPM: &str = "00112233445566778899aabbccddeeff";
-
-fn m2mtrust(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
 
 fn add_psk_enrollee(data: &str, kpm_id: &str, ae: &str) {
     let (code, out, err) = m2mtrust(&[
@@ -377,7 +364,6 @@ fn certificate_obtained_through_est_registers_the_device() {
 /// connects (TS-0003 §8.3.2.1 steps c-g), authenticated by its CSE-ID certificate.
 #[test]
 fn standalone_mef_and_a_cse_that_fetches_the_key() {
-    use std::io::{BufRead, BufReader};
     let mefdir = tempfile::tempdir().unwrap();
     let csedir = tempfile::tempdir().unwrap();
     let mef_data = mefdir.path().to_str().unwrap();
@@ -393,11 +379,7 @@ fn standalone_mef_and_a_cse_that_fetches_the_key() {
         mefdir.path().join("unused").to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = csedir.path().join("cse.toml");
     std::fs::write(
         &config,
@@ -413,30 +395,22 @@ fn standalone_mef_and_a_cse_that_fetches_the_key() {
         &["--mef", "off", "--config", config.to_str().unwrap()],
     );
     let cse_ca = cse_data.join("pki/ca.pem");
-    let mut mef = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
-        .args(["mef", "serve", "--data", mef_data, "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--trust-anchor", cse_ca.to_str().unwrap(), "--log", "warn"])
-        .arg("--target-cse-base")
-        .arg(format!("https://127.0.0.1:{}/cse-in", s.tls_addr.port()))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(mef.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().trim() == "ready" {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _mef = Kill(mef);
+    let listen = format!("127.0.0.1:{port}");
+    let base = format!("https://127.0.0.1:{}/cse-in", s.tls_addr.port());
+    let _mef = Function::start(&[
+        "mef",
+        "serve",
+        "--data",
+        mef_data,
+        "--listen",
+        &listen,
+        "--trust-anchor",
+        cse_ca.to_str().unwrap(),
+        "--log",
+        "warn",
+        "--target-cse-base",
+        &base,
+    ]);
 
     let kpm_id = "factory-0006@mef.m2mtrust.example";
     add_psk_enrollee(mef_data, kpm_id, "Csensor6");

@@ -10,21 +10,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::Server;
+use common::{Function, Server, free_port, m2mtrust};
 
 const KPM: &str = "00112233445566778899aabbccddeeff";
-
-fn m2mtrust(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
 
 /// An enrolee of the MEF, enrolled for the MAF too; returns the device folder.
 fn enrolled_device(s: &Server, dir: &Path, name: &str, ae: &str) -> String {
@@ -427,7 +415,6 @@ fn maf_registrations_survive_a_restart() {
 /// (`[maf] remote_url`) retrieves keys from it over the network with its CSE-ID certificate.
 #[test]
 fn standalone_maf_and_a_cse_that_retrieves_from_it() {
-    use std::io::{BufRead, BufReader};
     let mafdir = tempfile::tempdir().unwrap();
     let csedir = tempfile::tempdir().unwrap();
     let maf_data = mafdir.path().to_str().unwrap();
@@ -442,11 +429,7 @@ fn standalone_maf_and_a_cse_that_retrieves_from_it() {
         mafdir.path().join("unused").to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = csedir.path().join("cse.toml");
     std::fs::write(
         &config,
@@ -462,28 +445,19 @@ fn standalone_maf_and_a_cse_that_retrieves_from_it() {
         &["--maf", "off", "--config", config.to_str().unwrap()],
     );
     let cse_ca = cse_data.join("pki/ca.pem");
-    let mut maf = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
-        .args(["maf", "serve", "--data", maf_data, "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--trust-anchor", cse_ca.to_str().unwrap(), "--log", "warn"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(maf.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().trim() == "ready" {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _maf = Kill(maf);
+    let listen = format!("127.0.0.1:{port}");
+    let _maf = Function::start(&[
+        "maf",
+        "serve",
+        "--data",
+        maf_data,
+        "--listen",
+        &listen,
+        "--trust-anchor",
+        cse_ca.to_str().unwrap(),
+        "--log",
+        "warn",
+    ]);
 
     let km_id = "gw-0010@maf.m2mtrust.example";
     let km = "0f0e0d0c0b0a09080706050403020100";

@@ -8,19 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::Server;
-
-fn m2mtrust(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
+use common::{Server, m2mtrust};
 
 struct Ae {
     cert: String,

@@ -13,6 +13,56 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// Runs `m2mtrust ARGS` to completion: (exit code, stdout, stderr).
+pub fn m2mtrust(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// A trust function running alone (`m2mtrust mef serve` / `maf serve`), killed on drop.
+pub struct Function(Child);
+
+impl Function {
+    /// Starts `m2mtrust ARGS` and waits until it prints `ready`.
+    pub fn start(args: &[&str]) -> Function {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start m2mtrust");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        for line in lines.by_ref() {
+            if line.expect("read stdout").trim() == "ready" {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Function(child)
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// A running `m2mtrust up`, killed on drop.
 pub struct Server {
     pub child: Child,
