@@ -325,37 +325,25 @@ impl MefService {
     }
 
     async fn dispatch(&self, req: &MefRequest, state: &Mutex<Connection>) -> (Response, bool) {
+        let role = self.config.role;
         let segments: Vec<&str> = req.path.split('/').collect();
-        if self.config.role == Role::Maf {
-            return match (segments.first(), &self.config.procedures) {
-                (Some(&"maf"), Some(p)) => {
-                    let guard = lock(state);
-                    (p.handle(&guard.session, req, Utc::now()), false)
-                }
-                _ => (
-                    Response::error(
-                        ResponseStatusCode::NOT_FOUND,
-                        format!("no MAF resource at /{}", req.path),
-                    ),
-                    false,
-                ),
-            };
-        }
-        match segments.as_slice() {
-            ["mef", "enrolment"] if req.op == Operation::Create => self.exchange(req, state).await,
-            ["fetchCredentials", ke_id, suid] if req.op == Operation::Retrieve => {
+        match (role, segments.as_slice()) {
+            (Role::Mef, ["mef", "enrolment"]) if req.op == Operation::Create => {
+                self.exchange(req, state).await
+            }
+            (Role::Mef, ["fetchCredentials", ke_id, suid]) if req.op == Operation::Retrieve => {
                 (self.fetch_credentials(ke_id, suid, state), false)
             }
-            ["mef", ..] => match &self.config.procedures {
+            // The procedures of this function: `mef/…` at a MEF, `maf/…` at a MAF.
+            (_, [first, ..]) if *first == role.path_prefix() => match &self.config.procedures {
                 Some(p) => {
-                    let now = Utc::now();
                     let guard = lock(state);
-                    (p.handle(&guard.session, req, now), false)
+                    (p.handle(&guard.session, req, Utc::now()), false)
                 }
                 None => (
                     Response::error(
                         ResponseStatusCode::NOT_FOUND,
-                        "the MEF procedures are not enabled",
+                        format!("the {role} procedures are not enabled"),
                     ),
                     false,
                 ),
@@ -363,7 +351,7 @@ impl MefService {
             _ => (
                 Response::error(
                     ResponseStatusCode::NOT_FOUND,
-                    format!("no MEF resource at /{}", req.path),
+                    format!("no {role} resource at /{}", req.path),
                 ),
                 false,
             ),
