@@ -21,8 +21,9 @@ use crate::path::{path_to_target, target_to_path};
 use crate::query::encode_query;
 use crate::server::Limits;
 use crate::{
-    HEADER_ASSIGNED_TOKENS, HEADER_LOCAL_TOKEN_IDS, HEADER_ORIGIN, HEADER_RI, HEADER_RSC,
-    HEADER_RVI, HEADER_TOKEN_IDS, HEADER_TOKENS,
+    HEADER_ASSIGNED_TOKENS, HEADER_LOCAL_TOKEN_IDS, HEADER_ORIGIN, HEADER_RI, HEADER_ROLE_IDS,
+    HEADER_RSC, HEADER_RVI, HEADER_TOKEN_IDS, HEADER_TOKEN_REQUEST_INDICATOR,
+    HEADER_TOKEN_REQUEST_INFO, HEADER_TOKENS,
 };
 
 /// Why a request could not be sent or its response not read.
@@ -229,10 +230,14 @@ fn build_request(uri: Uri, req: &Request) -> Result<http::Request<Full<Bytes>>, 
         (HEADER_TOKENS, "X-M2M-TKNS", &req.tokens),
         (HEADER_TOKEN_IDS, "X-M2M-TIDS", &req.token_ids),
         (HEADER_LOCAL_TOKEN_IDS, "X-M2M-LTIDS", &req.local_token_ids),
+        (HEADER_ROLE_IDS, "X-M2M-RIDS", &req.role_ids),
     ] {
         if !values.is_empty() {
             builder = builder.header(name, header_value(label, &values.join(" "))?);
         }
+    }
+    if req.token_request_indicator {
+        builder = builder.header(HEADER_TOKEN_REQUEST_INDICATOR, "true");
     }
     // A CREATE always names its type, even without content, so the receiver does not read it
     // as a NOTIFY.
@@ -300,12 +305,16 @@ pub fn decode_response(
                 .collect()
         })
         .unwrap_or_default();
+    // A malformed `tqf` is dropped: it only informs the originator where to ask.
+    let token_request_info =
+        text(HEADER_TOKEN_REQUEST_INFO).and_then(|v| serde_json::from_str(v).ok());
     Ok(Response {
         status,
         request_id: text(HEADER_RI).unwrap_or_default().to_owned(),
         content,
         content_location,
         assigned_tokens,
+        token_request_info,
     })
 }
 

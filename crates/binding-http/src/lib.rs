@@ -33,5 +33,11 @@ pub const HEADER_TOKENS: &str = "x-m2m-tkns";
 pub const HEADER_TOKEN_IDS: &str = "x-m2m-tids";
 /// `ltids`: Local-Token-IDs, separated by spaces.
 pub const HEADER_LOCAL_TOKEN_IDS: &str = "x-m2m-ltids";
+/// `rids`: Role-IDs, separated by spaces.
+pub const HEADER_ROLE_IDS: &str = "x-m2m-rids";
+/// `tqi`: token request indicator, `true` or `false`.
+pub const HEADER_TOKEN_REQUEST_INDICATOR: &str = "x-m2m-tqi";
+/// `tqf` (response): token request information, compact JSON of `m2m:dynAuthTokenReqInfo`.
+pub const HEADER_TOKEN_REQUEST_INFO: &str = "x-m2m-tqf";
 /// `ati` (response): assigned Local-Token-IDs, `<lti>=<Token-ID>` pairs separated by spaces.
 pub const HEADER_ASSIGNED_TOKENS: &str = "x-m2m-ati";

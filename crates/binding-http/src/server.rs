@@ -12,8 +12,9 @@ use serde_json::Value;
 use crate::path::{path_to_target, target_to_path};
 use crate::query::decode_query;
 use crate::{
-    HEADER_ASSIGNED_TOKENS, HEADER_LOCAL_TOKEN_IDS, HEADER_ORIGIN, HEADER_RI, HEADER_RSC,
-    HEADER_RVI, HEADER_TOKEN_IDS, HEADER_TOKENS,
+    HEADER_ASSIGNED_TOKENS, HEADER_LOCAL_TOKEN_IDS, HEADER_ORIGIN, HEADER_RI, HEADER_ROLE_IDS,
+    HEADER_RSC, HEADER_RVI, HEADER_TOKEN_IDS, HEADER_TOKEN_REQUEST_INDICATOR,
+    HEADER_TOKEN_REQUEST_INFO, HEADER_TOKENS,
 };
 
 /// Limits applied to requests from peers.
@@ -44,6 +45,9 @@ pub enum DecodeError {
     /// A header value is not visible ASCII text.
     #[error("header {0} is not valid visible ASCII text")]
     InvalidHeader(&'static str),
+    /// A header value does not have the form its parameter needs.
+    #[error("header {0}: {1}")]
+    InvalidHeaderValue(&'static str, String),
     /// The path does not name a target.
     #[error("request target {path:?} is invalid: {reason}")]
     InvalidTarget {
@@ -94,6 +98,7 @@ impl From<&DecodeError> for ResponseStatusCode {
             }
             DecodeError::MissingRequestId
             | DecodeError::InvalidHeader(_)
+            | DecodeError::InvalidHeaderValue(..)
             | DecodeError::InvalidTarget { .. }
             | DecodeError::InvalidResourceType(_)
             | DecodeError::BodyTooLarge(_)
@@ -183,6 +188,18 @@ pub fn try_decode_request(
     let tokens = list(HEADER_TOKENS)?;
     let token_ids = list(HEADER_TOKEN_IDS)?;
     let local_token_ids = list(HEADER_LOCAL_TOKEN_IDS)?;
+    let role_ids = list(HEADER_ROLE_IDS)?;
+    let token_request_indicator = match header(headers, HEADER_TOKEN_REQUEST_INDICATOR)? {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(v) => {
+            return Err(DecodeError::InvalidHeaderValue(
+                "X-M2M-TQI",
+                format!("{v:?} is not true or false"),
+            ));
+        }
+    };
 
     if body.len() > limits.max_body {
         return Err(DecodeError::BodyTooLarge(limits.max_body));
@@ -236,6 +253,8 @@ pub fn try_decode_request(
         tokens,
         token_ids,
         local_token_ids,
+        role_ids,
+        token_request_indicator,
     })
 }
 
@@ -288,6 +307,9 @@ pub fn encode_response(resp: &Response, rvi: Option<&str>) -> http::Response<Ful
             .map(|(lti, tkid)| format!("{lti}={tkid}"))
             .collect();
         put(HEADER_ASSIGNED_TOKENS, &pairs.join(" "));
+    }
+    if let Some(tqf) = &resp.token_request_info {
+        put(HEADER_TOKEN_REQUEST_INFO, &tqf.to_string());
     }
     if let Some(location) = &resp.content_location {
         put(CONTENT_LOCATION.as_str(), &target_to_path(location));
@@ -360,6 +382,53 @@ mod tests {
 
         let del = decode("DELETE", "/cse-in/ae", &[RI], "").unwrap();
         assert_eq!(del.operation, Operation::Delete);
+    }
+
+    #[test]
+    fn dynamic_authorization_parameters_travel_both_ways() {
+        let mut sent = Request::new(Operation::Retrieve, "cse-in/cnt", Some("Cae1".into()));
+        sent.request_id = "req-1".into();
+        sent.tokens = vec!["a.b.c".into(), "d.e.f".into()];
+        sent.token_ids = vec!["t1@das.example".into()];
+        sent.local_token_ids = vec!["lt1".into()];
+        sent.role_ids = vec!["r1@das.example".into(), "r2@das.example".into()];
+        sent.token_request_indicator = true;
+        let http = crate::encode_request("http://127.0.0.1:8080", &sent).unwrap();
+        let (parts, _) = http.into_parts();
+        let got = decode_request(&parts, b"", &Limits::default()).unwrap();
+        assert_eq!(got.tokens, sent.tokens);
+        assert_eq!(got.token_ids, sent.token_ids);
+        assert_eq!(got.local_token_ids, sent.local_token_ids);
+        assert_eq!(got.role_ids, sent.role_ids);
+        assert!(got.token_request_indicator);
+
+        let plain = decode("GET", "/cse-in", &[RI], "").unwrap();
+        assert!(!plain.token_request_indicator && plain.role_ids.is_empty());
+        let off = decode("GET", "/cse-in", &[RI, ("X-M2M-TQI", "FALSE")], "").unwrap();
+        assert!(!off.token_request_indicator);
+        let bad = err("GET", "/cse-in", &[RI, ("X-M2M-TQI", "yes")], "");
+        assert_eq!(bad.status, ResponseStatusCode::BAD_REQUEST);
+        assert!(bad.debug_message().unwrap().contains("X-M2M-TQI"));
+
+        let mut resp = Response::error(ResponseStatusCode::ORIGINATOR_HAS_NO_PRIVILEGE, "no");
+        let tqf = json!({"dasi": [{"uri": "https://das/das", "dreq": {"or": "//sp/id-in/Cae1", "op": 2}}]});
+        resp.token_request_info = Some(tqf.clone());
+        resp.assigned_tokens = vec![("lt1".into(), "t1@das.example".into())];
+        let http = encode_response(&resp, None);
+        let (parts, body) = http.into_parts();
+        let body = futures_body(body);
+        let back = crate::decode_response(&parts, &body).unwrap();
+        assert_eq!(back.token_request_info, Some(tqf));
+        assert_eq!(back.assigned_tokens, resp.assigned_tokens);
+        assert_eq!(back.status, ResponseStatusCode::ORIGINATOR_HAS_NO_PRIVILEGE);
+    }
+
+    fn futures_body(body: Full<Bytes>) -> Vec<u8> {
+        use http_body_util::BodyExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(body.collect()).unwrap().to_bytes().to_vec()
     }
 
     #[test]

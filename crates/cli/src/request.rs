@@ -123,9 +123,21 @@ pub struct RequestArgs {
     /// A oneM2M token (compact JWT) to present (`tkns`, TS-0003 §7.3.2.3); repeatable.
     #[arg(long, value_name = "JWT")]
     token: Vec<String>,
+    /// A Token-ID (`tids`, `name@issuer`) the CSE fetches from the issuer's DAS or its token
+    /// repository; repeatable.
+    #[arg(long, value_name = "TOKEN_ID")]
+    token_id: Vec<String>,
     /// A Local-Token-ID the CSE assigned earlier (`ltids`); repeatable.
     #[arg(long, value_name = "LTI")]
     local_token_id: Vec<String>,
+    /// A Role-ID (`rids`, `name@issuer`) to act in; the CSE uses it only if a valid `<role>`
+    /// assigns it to the originator (TS-0003 §7.4); repeatable.
+    #[arg(long, value_name = "ROLE_ID")]
+    role_id: Vec<String>,
+    /// Say the originator is prepared to request tokens (`tqi`): a refusal then lists the
+    /// Dynamic Authorization Systems to ask (printed as `Token-Request-Info:`).
+    #[arg(long)]
+    token_request: bool,
     /// A device data folder filled by `m2mtrust enrol`: connect with its enrolment key (TLS-PSK,
     /// psk_identity = KeID) and trust its `pki/ca.pem`; --psk-id/--cert win over it.
     #[arg(long, value_name = "DEVDIR")]
@@ -246,7 +258,10 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
     req.request_id = m2mtrust_client::request_id();
     req.resource_type = args.ty.map(ResourceType);
     req.tokens = args.token.clone();
+    req.token_ids = args.token_id.clone();
     req.local_token_ids = args.local_token_id.clone();
+    req.role_ids = args.role_id.clone();
+    req.token_request_indicator = args.token_request;
     req.content = content;
     match client.send(&req).await {
         Ok(resp) => {
@@ -256,6 +271,9 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
             }
             for (lti, tkid) in &resp.assigned_tokens {
                 println!("Local-Token-ID: {lti} = {tkid}");
+            }
+            if let Some(tqf) = &resp.token_request_info {
+                println!("Token-Request-Info: {tqf}");
             }
             if let Some(content) = &resp.content {
                 println!(

@@ -228,8 +228,10 @@ impl Cse {
         op: AccessOp,
         create: CreateDetails<'a>,
         attributes: Attributes<'a>,
+        roles: &'a [&'a str],
     ) -> AccessRequest<'a> {
         let mut req = AccessRequest::new(orig, op, ctx.authz_time());
+        req.role_ids = roles;
         req.authenticated = match &ctx.peer.authentication {
             Authentication::None => false,
             Authentication::Credential { bound_ids, .. } => {
@@ -249,8 +251,39 @@ impl Cse {
         ctx: &'a Ctx<'_>,
         orig: &'a m2mtrust_authz::Originator,
         op: AccessOp,
+        roles: &'a [&'a str],
     ) -> AccessRequest<'a> {
-        self.access_request(ctx, orig, op, CreateDetails::default(), Attributes::Whole)
+        self.access_request(
+            ctx,
+            orig,
+            op,
+            CreateDetails::default(),
+            Attributes::Whole,
+            roles,
+        )
+    }
+
+    /// The verified Role-IDs of the originator for `target` (digest §6 [K]): those of valid
+    /// `<role>` resources it named in `rids`, and the `roleIDs` of its verified tokens'
+    /// permissions that apply to `target`.
+    pub(crate) fn roles_for<'c>(&self, ctx: &'c Ctx<'_>, target: &Resource) -> Vec<&'c str> {
+        let mut roles: Vec<&str> = ctx.roles.iter().map(String::as_str).collect();
+        for token in &ctx.tokens {
+            for grant in &token.permissions {
+                let Some(rids) = &grant.role_ids else {
+                    continue;
+                };
+                if let Some(ris) = &grant.resource_ids
+                    && !ris
+                        .iter()
+                        .any(|id| crate::tokens::names(id, target, self.home()))
+                {
+                    continue;
+                }
+                roles.extend(rids.iter().map(String::as_str));
+            }
+        }
+        roles
     }
 
     /// The decision for `op` on `target`, with the attributes it touches.
@@ -305,7 +338,8 @@ impl Cse {
                 } else {
                     Attributes::Touched(touched)
                 };
-                let req = self.access_request(ctx, authz_orig, op, create, attributes);
+                let roles = self.roles_for(ctx, target);
+                let req = self.access_request(ctx, authz_orig, op, create, attributes, &roles);
                 let directory = StoreDirectory(self);
                 let decision = self.pdp.decide(&acps, rule_set, &req, &directory);
                 match &decision {
@@ -329,7 +363,11 @@ impl Cse {
             }
         };
         // Memoise whole-resource answers of levels that do not depend on the target's own type.
-        if touched.is_empty() && op != AccessOp::Create && matches!(grant, None | Some(Grant::All))
+        // Token roles may differ per target, so their requests are not memoised.
+        if touched.is_empty()
+            && op != AccessOp::Create
+            && ctx.tokens.is_empty()
+            && matches!(grant, None | Some(Grant::All))
         {
             for srn in visited.into_iter().chain(level) {
                 memo.decided.insert(srn, grant.is_some());
@@ -365,13 +403,20 @@ impl Cse {
             self_privileges,
             &mut Memo::default(),
         )?;
-        // Tokens are consulted when the static policy denies (TS-0003 §7.3.2.3 step 6.3).
-        if grant.is_none()
-            && !ctx.tokens.is_empty()
-            && let Some(why) = self.token_permits(ctx, target, op)
-        {
-            audit(ctx, target, op, true, &why);
-            return Ok(Grant::All);
+        // Tokens, then dynamic ACPs, are consulted when the static policy denies (TS-0003
+        // §7.3.2.3 step 6.3, §7.3.2.2 step 4.2).
+        if grant.is_none() {
+            let dynamic = if ctx.tokens.is_empty() {
+                None
+            } else {
+                self.token_permits(ctx, target, op)
+            }
+            .or_else(|| self.dynamic_acp_permits(ctx, target, op));
+            if let Some(why) = dynamic {
+                audit(ctx, target, op, true, &why);
+                return Ok(Grant::All);
+            }
+            ctx.denied.record(target, op);
         }
         audit(ctx, target, op, grant.is_some(), &why);
         grant.ok_or_else(|| {

@@ -30,6 +30,19 @@ pub struct CseConfig {
     pub time_zone: chrono_tz::Tz,
     /// Where originators are (`rq_loc` for `accessControlLocationRegion`), by canonical originator.
     pub locations: std::collections::HashMap<String, m2mtrust_authz::OriginatorLocation>,
+    /// Originators acting as Authorization Authority (TS-0003 §7.4): only they may create
+    /// `<role>` and `<token>` resources, and only resources they created are believed. The
+    /// admin originator always is one.
+    pub role_authorities: Vec<String>,
+    /// Issuers (`tkis`) whose `<role>` resources are accepted.
+    pub role_issuers: Vec<String>,
+    /// Where Token-IDs (`tids`) are resolved: the DAS URI of each token issuer (the part of a
+    /// Token-ID after `@`), TS-0003 §7.3.2.3 step 5.
+    pub token_issuer_das: std::collections::HashMap<String, String>,
+    /// How long a Dynamic Authorization System may take to answer.
+    pub das_timeout: std::time::Duration,
+    /// Lifetime of a dynamic ACP whose `dynamicACPInfo` names no privileges lifetime.
+    pub default_dynamic_acp_secs: i64,
 }
 
 impl Default for CseConfig {
@@ -51,6 +64,11 @@ impl Default for CseConfig {
             require_sa_for_cse: true,
             time_zone: chrono_tz::UTC,
             locations: std::collections::HashMap::new(),
+            role_authorities: Vec::new(),
+            role_issuers: Vec::new(),
+            token_issuer_das: std::collections::HashMap::new(),
+            das_timeout: std::time::Duration::from_secs(5),
+            default_dynamic_acp_secs: 600,
         }
     }
 }

@@ -116,6 +116,9 @@ impl Cse {
             T::AE => self.register_ae(ctx, &parent, &attrs)?,
             T::REMOTE_CSE => self.register_cse(ctx, &parent, &attrs)?,
             _ => {
+                if matches!(ty, T::ROLE | T::TOKEN) {
+                    self.check_authorization_resource(ctx, ty, &attrs)?;
+                }
                 self.check_access(ctx, &parent, AccessOp::Create)?;
                 let prefix = ty
                     .short_name()

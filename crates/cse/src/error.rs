@@ -22,6 +22,10 @@ pub enum CseError {
     /// 4103: access control denied the request.
     #[error("{0}")]
     NoPrivilege(String),
+    /// 4103, with the Token Request Information (`tqf`) naming the Dynamic Authorization
+    /// Systems to obtain tokens from (TS-0003 §7.3.2.3 step 2.3).
+    #[error("{0}")]
+    AskDas(String, Box<serde_json::Value>),
     /// 4105: the name or ID is taken.
     #[error("{0}")]
     Conflict(String),
@@ -67,7 +71,7 @@ impl From<&CseError> for Rsc {
             CseError::ReleaseVersionNotSupported(_) => Rsc::RELEASE_VERSION_NOT_SUPPORTED,
             CseError::NotFound(_) => Rsc::NOT_FOUND,
             CseError::OperationNotAllowed(_) => Rsc::OPERATION_NOT_ALLOWED,
-            CseError::NoPrivilege(_) => Rsc::ORIGINATOR_HAS_NO_PRIVILEGE,
+            CseError::NoPrivilege(_) | CseError::AskDas(..) => Rsc::ORIGINATOR_HAS_NO_PRIVILEGE,
             CseError::Conflict(_) => Rsc::CONFLICT,
             CseError::NotRegistered(_) => Rsc::ORIGINATOR_HAS_NOT_REGISTERED,
             CseError::SecurityAssociationRequired(_) => Rsc::SECURITY_ASSOCIATION_REQUIRED,

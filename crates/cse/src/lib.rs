@@ -12,12 +12,14 @@
 pub mod access;
 mod config;
 mod create;
+pub mod dynauth;
 mod error;
 mod expiry;
 mod group;
 mod identity;
 mod notify;
 mod retrieve;
+mod roles;
 mod target;
 pub mod tokens;
 mod transport;
@@ -57,6 +59,8 @@ pub struct Cse {
     local_tokens: RwLock<HashMap<String, Arc<tokens::VerifiedToken>>>,
     /// The next Local-Token-ID number.
     next_local_token: std::sync::atomic::AtomicU64,
+    /// Direct dynamic authorization: the DAS client, dynamic ACPs, tokens from DASs.
+    dynamic: dynauth::DynamicState,
 }
 
 impl std::fmt::Debug for Cse {
@@ -80,6 +84,10 @@ pub(crate) struct Ctx<'a> {
     pub tokens: Vec<Arc<tokens::VerifiedToken>>,
     /// Local-Token-IDs assigned to this request's tokens, for the response (`ati`).
     pub assigned_tokens: Vec<(String, String)>,
+    /// Role-IDs of the request (`rids`) verified against `<role>` resources (TS-0003 §7.4).
+    pub roles: Vec<String>,
+    /// What access control refused last, for dynamic authorization.
+    pub denied: dynauth::LastDenial,
 }
 
 impl Ctx<'_> {
@@ -120,6 +128,7 @@ impl Cse {
             token_verifier: std::sync::OnceLock::new(),
             local_tokens: RwLock::new(HashMap::new()),
             next_local_token: std::sync::atomic::AtomicU64::new(1),
+            dynamic: dynauth::DynamicState::default(),
         });
         cse.ensure_cse_base().await?;
         let parents = cse.store.read(|r| r.subscribed_parents())?;
@@ -186,14 +195,18 @@ impl Cse {
         let started = std::time::Instant::now();
         let mut resp = match self.dispatch(&req, &peer).await {
             Ok(r) => r,
-            Err(e) => {
-                if let CseError::Store(inner) = &e {
+            Err(e) => match e {
+                CseError::Store(inner) => {
                     tracing::error!(error = %inner, rqi = %req.request_id, "storage failure");
                     Response::error(Rsc::INTERNAL_SERVER_ERROR, "internal error")
-                } else {
-                    Response::error(Rsc::from(&e), e.to_string())
                 }
-            }
+                CseError::AskDas(message, info) => {
+                    let mut resp = Response::error(Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, message);
+                    resp.token_request_info = Some(*info);
+                    resp
+                }
+                e => Response::error(Rsc::from(&e), e.to_string()),
+            },
         };
         resp.request_id = req.request_id.clone();
         tracing::debug!(
@@ -235,6 +248,8 @@ impl Cse {
                 now: Timestamp::now(),
                 tokens: Vec::new(),
                 assigned_tokens: Vec::new(),
+                roles: Vec::new(),
+                denied: dynauth::LastDenial::default(),
             };
             let addressed = self.resolve(&ctx)?;
             let registering = req.operation == Operation::Create
@@ -248,33 +263,54 @@ impl Cse {
             if !registering {
                 self.check_registered(&ctx)?;
             }
-            self.verify_tokens(&mut ctx)?;
+            self.verify_tokens(&mut ctx).await?;
+            self.verify_roles(&mut ctx)?;
             let assigned = std::mem::take(&mut ctx.assigned_tokens);
-            let result = match (req.operation, addressed) {
-                (Operation::Create, Addressed::Resource(parent)) => self.create(&ctx, parent).await,
-                (Operation::Retrieve, Addressed::Resource(r)) => self.retrieve(&ctx, r),
-                (Operation::Update, Addressed::Resource(r)) => self.update(&ctx, r).await,
-                (Operation::Delete, Addressed::Resource(r)) => self.delete(&ctx, r).await,
-                (Operation::Notify, Addressed::Resource(_)) => Err(CseError::OperationNotAllowed(
-                    "this CSE does not accept notifications for hosted resources".into(),
-                )),
-                (op, Addressed::Latest(cnt) | Addressed::Oldest(cnt))
-                    if !matches!(op, Operation::Retrieve | Operation::Delete) =>
-                {
-                    Err(CseError::OperationNotAllowed(format!(
-                        "only RETRIEVE and DELETE apply to <latest>/<oldest> of {}",
-                        cnt.srn
-                    )))
+            let mut result = self.operate(&ctx, addressed).await;
+            // Dynamic authorization (TS-0003 §7.3) when access control refused: the Token
+            // Request Information for an originator prepared to request tokens (§7.3.2.3),
+            // otherwise one consultation of the DAS and a second decision (§7.3.2.2).
+            if let Err(CseError::NoPrivilege(message)) = &result
+                && let Some(denied) = ctx.denied.take()
+            {
+                if req.token_request_indicator {
+                    if let Some(info) = self.token_request_info(&ctx, &denied)? {
+                        result = Err(CseError::AskDas(message.clone(), Box::new(info)));
+                    }
+                } else if self.consult(&mut ctx, &denied).await? {
+                    let addressed = self.resolve(&ctx)?;
+                    result = self.operate(&ctx, addressed).await;
                 }
-                (op, Addressed::Latest(cnt)) => self.edge(&ctx, op, cnt, true).await,
-                (op, Addressed::Oldest(cnt)) => self.edge(&ctx, op, cnt, false).await,
-                (_, Addressed::FanOut { group, rest }) => self.fan_out(&ctx, group, rest).await,
-            };
+            }
             result.map(|mut resp| {
                 resp.assigned_tokens = assigned;
                 resp
             })
         })
+    }
+
+    /// Carries out the operation on what the request addresses.
+    async fn operate(&self, ctx: &Ctx<'_>, addressed: Addressed) -> Result<Response> {
+        match (ctx.req.operation, addressed) {
+            (Operation::Create, Addressed::Resource(parent)) => self.create(ctx, parent).await,
+            (Operation::Retrieve, Addressed::Resource(r)) => self.retrieve(ctx, r),
+            (Operation::Update, Addressed::Resource(r)) => self.update(ctx, r).await,
+            (Operation::Delete, Addressed::Resource(r)) => self.delete(ctx, r).await,
+            (Operation::Notify, Addressed::Resource(_)) => Err(CseError::OperationNotAllowed(
+                "this CSE does not accept notifications for hosted resources".into(),
+            )),
+            (op, Addressed::Latest(cnt) | Addressed::Oldest(cnt))
+                if !matches!(op, Operation::Retrieve | Operation::Delete) =>
+            {
+                Err(CseError::OperationNotAllowed(format!(
+                    "only RETRIEVE and DELETE apply to <latest>/<oldest> of {}",
+                    cnt.srn
+                )))
+            }
+            (op, Addressed::Latest(cnt)) => self.edge(ctx, op, cnt, true).await,
+            (op, Addressed::Oldest(cnt)) => self.edge(ctx, op, cnt, false).await,
+            (_, Addressed::FanOut { group, rest }) => self.fan_out(ctx, group, rest).await,
+        }
     }
 
     /// TS-0003 §7.2.1 / digest §4: an AE-ID or CSE-ID that is not registered here may not send

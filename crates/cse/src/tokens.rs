@@ -1,7 +1,9 @@
 //! Indirect dynamic authorization at the hosting CSE (TS-0003 §7.3.2.3, §7.3.2.5): tokens a
-//! request carries (`tkns`), or names by the Local-Token-IDs assigned earlier (`ltids`), are
-//! verified all together — one that cannot be verified fails the request (step 6.1.4) — and
-//! their permissions are evaluated when the static policy denies (§7.3.2.5 step 3).
+//! request carries (`tkns`), names by Token-ID (`tids`, fetched from the Token Repository or
+//! the issuer's DAS) or by the Local-Token-IDs assigned earlier (`ltids`), are verified all
+//! together — one that cannot be retrieved or verified fails the request (step 6.1.4) — and
+//! their permissions are evaluated when the static policy denies (§7.3.2.5 step 3). Tokens a
+//! DAS issued to the same holder in a direct consultation (§7.3.2.2) join them.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -67,8 +69,13 @@ impl Cse {
 
     /// §7.3.2.3 step 6: verifies every token of the request (all or nothing) and assigns
     /// Local-Token-IDs to new ones (step 6.2/7).
-    pub(crate) fn verify_tokens(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+    pub(crate) async fn verify_tokens(&self, ctx: &mut Ctx<'_>) -> Result<()> {
         let req = ctx.req;
+        let now = chrono::DateTime::from_timestamp_micros(ctx.now.0).unwrap_or_else(Utc::now);
+        if let Some(orig) = &ctx.originator {
+            let cached = self.cached_direct_tokens(&orig.absolute(&self.cfg.home), now);
+            ctx.tokens.extend(cached);
+        }
         if req.tokens.is_empty() && req.token_ids.is_empty() && req.local_token_ids.is_empty() {
             return Ok(());
         }
@@ -76,18 +83,16 @@ impl Cse {
             return Err(refused("a request with tokens needs an originator"));
         };
         let holder = orig.absolute(&self.cfg.home);
-        let now = chrono::DateTime::from_timestamp_micros(ctx.now.0).unwrap_or_else(Utc::now);
-        if !req.token_ids.is_empty() {
-            return Err(refused(
-                "Token-IDs (tids) cannot be resolved here: send the tokens (tkns) or their \
-                 Local-Token-IDs (ltids)",
-            ));
-        }
         let Some(verifier) = self.token_verifier.get() else {
             return Err(refused("this CSE trusts no token issuer"));
         };
-        let audience = format!("{}{}", self.cfg.home.sp_id, self.cfg.home.cse_id);
-        for (i, jwt) in req.tokens.iter().enumerate() {
+        let fetched = if req.token_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.resolve_token_ids(ctx).await?
+        };
+        let audience = self.absolute_cse_id();
+        for (i, jwt) in req.tokens.iter().chain(fetched.iter()).enumerate() {
             let token = verifier.verify(jwt, &audience, &holder, now).map_err(|why| {
                 tracing::info!(target: "audit", originator = %holder, token = i, reason = %why, "token refused");
                 refused(format!("token {} was refused: {why}", i + 1))
@@ -174,7 +179,8 @@ impl Cse {
                     }
                 };
                 let acps = [Arc::new(acp.with_id(token.token_id.as_str()))];
-                let req = self.token_access_request(ctx, authz_orig, op);
+                let roles = self.roles_for(ctx, target);
+                let req = self.token_access_request(ctx, authz_orig, op, &roles);
                 if let Decision::Permit(_) =
                     self.pdp
                         .decide(&acps, RuleSet::Privileges, &req, &crate::access::NoGroups)
@@ -192,7 +198,7 @@ impl Cse {
 
 /// Whether `id` (CSE-relative, SP-relative or absolute; structured or unstructured) names
 /// `target`.
-fn names(id: &str, target: &Resource, home: &Home) -> bool {
+pub(crate) fn names(id: &str, target: &Resource, home: &Home) -> bool {
     let absolute = format!("{}{}/", home.sp_id, home.cse_id);
     let sp_relative = format!("{}/", home.cse_id);
     let local = id

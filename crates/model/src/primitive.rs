@@ -91,6 +91,12 @@ pub struct Request {
     pub token_ids: Vec<String>,
     /// `ltids`: Local-Token-IDs the hosting CSE assigned earlier.
     pub local_token_ids: Vec<String>,
+    /// `rids`: Role-IDs the originator claims (TS-0003 §7.4); the hosting CSE uses only those
+    /// it can verify.
+    pub role_ids: Vec<String>,
+    /// `tqi`: the originator is prepared to request tokens (TS-0003 §7.3.2.3 step 1), so a
+    /// refusal names the Dynamic Authorization Systems to ask (`tqf`).
+    pub token_request_indicator: bool,
 }
 
 impl Request {
@@ -110,6 +116,8 @@ impl Request {
             tokens: Vec::new(),
             token_ids: Vec::new(),
             local_token_ids: Vec::new(),
+            role_ids: Vec::new(),
+            token_request_indicator: false,
         }
     }
 }
@@ -128,6 +136,9 @@ pub struct Response {
     /// `ati`: Local-Token-IDs the hosting CSE assigned to tokens of this request, as
     /// (Local-Token-ID, Token-ID) pairs (TS-0003 §7.3.2.3 step 7).
     pub assigned_tokens: Vec<(String, String)>,
+    /// `tqf`: Token Request Information (`m2m:dynAuthTokenReqInfo`) of a refusal answering a
+    /// request with `tqi` (TS-0003 §7.3.2.3 step 2.3).
+    pub token_request_info: Option<Value>,
 }
 
 impl Response {
@@ -139,6 +150,7 @@ impl Response {
             content,
             content_location: None,
             assigned_tokens: Vec::new(),
+            token_request_info: None,
         }
     }
 

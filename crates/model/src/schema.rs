@@ -138,6 +138,36 @@ const DYNAMIC_AUTHORIZATION_CONSULTATION: &[Attribute] = &[
     a("dal", "dynamicAuthorizationLifetime", Uint, O, O),
 ];
 
+/// `<role>` (TS-0001 §9.6.38, TS-0003 §7.4): a role assigned by an Authorization Authority.
+/// Everything but the token link is fixed at creation.
+const ROLE: &[Attribute] = &[
+    a("cr", "creator", Str, O, NP),
+    a("rlid", "roleID", Str, M, NP),
+    a("tkis", "issuer", Str, M, NP),
+    a("tkhd", "holder", Str, M, NP),
+    a("tknb", "notBefore", Time, M, NP),
+    a("tkna", "notAfter", Time, M, NP),
+    a("rlnm", "roleName", Str, O, NP),
+    a("rltl", "tokenLink", Str, O, O),
+];
+
+/// `<token>` (TS-0001 §9.6.39, TS-0003 §7.4): a token in a Token Repository. Only
+/// `tokenObject` is authoritative; the other attributes are copies for reading.
+const TOKEN: &[Attribute] = &[
+    a("cr", "creator", Str, O, NP),
+    a("tkid", "tokenID", Str, M, NP),
+    a("tkob", "tokenObject", Str, M, NP),
+    a("vr", "version", Str, O, NP),
+    a("tkis", "issuer", Str, O, NP),
+    a("tkau", "audience", StrList, O, NP),
+    a("tkhd", "holder", Str, O, NP),
+    a("tknb", "notBefore", Time, O, NP),
+    a("tkna", "notAfter", Time, O, NP),
+    a("tknm", "tokenName", Str, O, NP),
+    a("tkps", "permissions", Any, O, NP),
+    a("tkex", "extension", Str, O, NP),
+];
+
 const SUBSCRIPTION: &[Attribute] = &[
     a("cr", "creator", Str, O, NP),
     a("enc", "eventNotificationCriteria", Object, O, O),
@@ -200,7 +230,9 @@ pub fn specific_attributes(ty: ResourceType) -> Option<&'static [Attribute]> {
         ResourceType::DYNAMIC_AUTHORIZATION_CONSULTATION => DYNAMIC_AUTHORIZATION_CONSULTATION,
         ResourceType::GROUP => GROUP,
         ResourceType::REMOTE_CSE => REMOTE_CSE,
+        ResourceType::ROLE => ROLE,
         ResourceType::SUBSCRIPTION => SUBSCRIPTION,
+        ResourceType::TOKEN => TOKEN,
         _ => return None,
     })
 }
@@ -214,7 +246,9 @@ pub const CREATABLE: &[ResourceType] = &[
     ResourceType::DYNAMIC_AUTHORIZATION_CONSULTATION,
     ResourceType::GROUP,
     ResourceType::REMOTE_CSE,
+    ResourceType::ROLE,
     ResourceType::SUBSCRIPTION,
+    ResourceType::TOKEN,
 ];
 
 /// TS-0001 §9.6: which child types a parent type accepts.
@@ -228,7 +262,9 @@ pub fn allowed_children(parent: ResourceType) -> &'static [ResourceType] {
             T::DYNAMIC_AUTHORIZATION_CONSULTATION,
             T::GROUP,
             T::REMOTE_CSE,
+            T::ROLE,
             T::SUBSCRIPTION,
+            T::TOKEN,
         ],
         T::AE => &[
             T::ACCESS_CONTROL_POLICY,
@@ -246,7 +282,7 @@ pub fn allowed_children(parent: ResourceType) -> &'static [ResourceType] {
             T::GROUP,
             T::SUBSCRIPTION,
         ],
-        T::GROUP | T::ACCESS_CONTROL_POLICY => &[T::SUBSCRIPTION],
+        T::GROUP | T::ACCESS_CONTROL_POLICY | T::ROLE | T::TOKEN => &[T::SUBSCRIPTION],
         _ => &[],
     }
 }

@@ -101,7 +101,7 @@ resource_types! {
     FLEX_CONTAINER = 28, "m2m:fcnt";
     TIME_SERIES = 29, "m2m:ts";
     TIME_SERIES_INSTANCE = 30, "m2m:tsi";
-    ROLE = 31, "m2m:role";
+    ROLE = 31, "m2m:rol";
     TOKEN = 32, "m2m:tk";
     DYNAMIC_AUTHORIZATION_CONSULTATION = 34, "m2m:dac";
 }
