@@ -70,6 +70,18 @@ pub struct FileConfig {
     /// `[maf]`: the M2M Authentication Function of `m2mtrust up`.
     #[serde(default)]
     pub maf: MafSection,
+    /// `[das]`: the Dynamic Authorization System server of `m2mtrust up`.
+    #[serde(default)]
+    pub das: DasSection,
+}
+
+/// `[das]`: the Dynamic Authorization System server (TS-0003 §7.3) that `m2mtrust up` runs next
+/// to the CSE.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DasSection {
+    /// `das.listen`: its TLS listener [default with `up`: 127.0.0.1:8446; `off` disables it].
+    pub listen: Option<String>,
 }
 
 /// `[mef]`: the M2M Enrolment Function (TS-0003 §8.3) that `m2mtrust up` runs next to the CSE.
@@ -204,6 +216,12 @@ pub struct CseSection {
     pub default_expiration_secs: Option<u64>,
     /// `cse.verification_timeout_ms`.
     pub verification_timeout_ms: Option<u64>,
+    /// `cse.role_authorities`: originators acting as Authorization Authority (TS-0003 §7.4),
+    /// besides the admin originator: only they create `<role>` and `<token>` resources.
+    #[serde(default)]
+    pub role_authorities: Vec<String>,
+    /// `cse.das_timeout_ms`: how long a Dynamic Authorization System may take to answer.
+    pub das_timeout_ms: Option<u64>,
 }
 
 /// `[https]`: the TLS listener.
@@ -318,6 +336,8 @@ pub struct Settings {
     pub maf_fqdn: Option<String>,
     /// A remote MAF to retrieve MAF-distributed keys from.
     pub remote_maf: Option<RemoteMefSettings>,
+    /// The DAS listener (same rules as the MEF's; `up` default 127.0.0.1:8446).
+    pub das_listen: MefListen,
     /// Request body limit.
     pub max_body: usize,
     /// Commit durability.
@@ -351,6 +371,8 @@ pub struct Overrides {
     pub mef: Option<String>,
     /// `--maf`.
     pub maf: Option<String>,
+    /// `--das`.
+    pub das: Option<String>,
 }
 
 /// The default HTTPS address.
@@ -517,6 +539,13 @@ impl Settings {
                 Some(a) => MefListen::At(a),
             },
         };
+        let das_listen = match o.das.or(file.das.listen.clone()) {
+            None => MefListen::Default,
+            Some(v) => match listen_addr(Some(v), "das.listen")? {
+                None => MefListen::Off,
+                Some(a) => MefListen::At(a),
+            },
+        };
         if let Some(f) = &file.maf.fqdn {
             m2mtrust_crypto::Fqdn::parse(f).map_err(|e| ConfigError::Invalid {
                 key: "maf.fqdn",
@@ -606,6 +635,11 @@ impl Settings {
                 .map_or(defaults.verification_timeout, Duration::from_millis),
             time_zone,
             locations,
+            role_authorities: file.cse.role_authorities,
+            das_timeout: file
+                .cse
+                .das_timeout_ms
+                .map_or(defaults.das_timeout, Duration::from_millis),
             ..defaults
         };
         Ok(Self {
@@ -634,6 +668,7 @@ impl Settings {
             maf_listen,
             maf_fqdn: file.maf.fqdn,
             remote_maf,
+            das_listen,
             max_body,
             durability,
         })

@@ -1,9 +1,11 @@
-//! `m2mtrust das …`: the Dynamic Authorization System's token issuance (TS-0003 §7.3.2.4-6) with
-//! the data folder's DAS signing key, and the hosting CSE's verifier of those tokens.
+//! `m2mtrust das …`: the Dynamic Authorization System (TS-0003 §7.3) of a data folder — its
+//! server (`das serve`), its policies (`das policy`), direct token issuance (`das token issue`,
+//! TS-0003 §7.3.2.4-6) — and the hosting CSE's verifier of its tokens.
 //!
 //! ```text
 //! DIR/keys/das-key.sealed   the DAS's ES256 signing key (P-256), sealed
 //! DIR/pki/das-public.pem    its public key (what hosting CSEs verify tokens with)
+//! DIR/das.sqlite            policies and issued tokens
 //! ```
 
 use std::path::Path;
@@ -14,8 +16,8 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use m2mtrust_cse::tokens::{TokenGrant, TokenVerifier as CseTokenVerifier, VerifiedToken};
 use m2mtrust_das::{
-    TokenClaims, TokenIssuer, TokenPermission, TokenPermissions, TokenVerifier, TrustedIssuer,
-    VerificationKey,
+    Policy, PolicySpec, TokenClaims, TokenIssuer, TokenPermission, TokenPermissions, TokenVerifier,
+    TrustedIssuer, VerificationKey,
 };
 use m2mtrust_model::SpId;
 
@@ -25,16 +27,167 @@ use crate::datadir::{DataDir, write_private};
 /// `m2mtrust das`.
 #[derive(Debug, Subcommand)]
 pub enum DasCommand {
+    /// Run the DAS Server alone on a data folder (`m2mtrust up` runs one on --das).
+    ///
+    /// It answers NOTIFY requests carrying `m2m:seci` with `sit` 1 (Dynamic Authorization
+    /// Request) at https://ADDR/das: from a hosting CSE on behalf of an originator (Direct DA,
+    /// TS-0003 §7.3.2.2), from an originator for itself (Indirect DA, §7.3.2.3), and Token-ID
+    /// resolution (`dreq.tids`) for hosting CSEs. TLS accepts the data folder's server
+    /// certificate, client certificates of its CA and the PSKs of its credential table; `From`
+    /// must be the identity bound to the client's credential. Prints its address and `ready`.
+    Serve(DasServeArgs),
+    /// The policies the DAS Server decides with; edits take effect at once, also while it runs.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Tokens of the data folder's DAS.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The Role Authority (TS-0003 §7.4): roles assigned as `<role>` resources in a CSE.
+    #[command(subcommand)]
+    Role(crate::role_admin::RoleCommand),
+}
+
+/// `m2mtrust das serve`.
+#[derive(Debug, Args)]
+pub struct DasServeArgs {
+    #[command(flatten)]
+    pub(crate) data: DataArg,
+    /// TLS listener; the published point of access is https://ADDR/das.
+    #[arg(
+        long,
+        env = "M2MTRUST_DAS",
+        value_name = "ADDR",
+        default_value = crate::das_serve::DEFAULT_DAS
+    )]
+    pub(crate) listen: std::net::SocketAddr,
+    /// The M2M Service Provider ID: the DAS is `das.<SP domain>` (token issuer and the part
+    /// after `@` of every Token-ID).
+    #[arg(
+        long,
+        env = "M2MTRUST_SP_ID",
+        value_name = "SP-ID",
+        default_value = "//m2mtrust.example"
+    )]
+    pub(crate) sp_id: String,
+    /// The CSE-ID that relative originator IDs and AE-ID certificates are read against (the
+    /// IN-CSE of the data folder).
+    #[arg(
+        long,
+        env = "M2MTRUST_CSE_ID",
+        value_name = "ID",
+        default_value = "/id-in"
+    )]
+    pub(crate) cse_id: String,
+    /// Log filter, e.g. `info,audit=info` [default: info; RUST_LOG also works].
+    #[arg(long, env = "M2MTRUST_LOG", value_name = "FILTER")]
+    pub(crate) log: Option<String>,
+}
+
+/// `m2mtrust das policy`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Add a policy and print its ID.
+    ///
+    /// A request is granted when one policy covers it: one of its originator patterns matches
+    /// the originator (`dreq.or`), one of its target patterns matches the targeted resource
+    /// (`dreq.trid`), and the operation (`dreq.op`) is in --operations. The first covering
+    /// policy, in the order they were added, decides; others are not merged. What it grants:
+    /// --operations on that one resource, for --lifetime-secs or until the requester's proposed
+    /// end (`dreq.ppl`) if that is sooner.
+    ///
+    /// Originator patterns: `all`; an AE-ID or CSE-ID in any form (`Cae1`, `/id-in/Cae1`,
+    /// `//m2mtrust.example/id-in/Cae1`, `/id-mn`); or an ID prefix ending in `*`
+    /// (`//m2mtrust.example/id-in/C*`, `C*`). Relative forms are made absolute with --sp-id and
+    /// --cse-id.
+    ///
+    /// Target patterns: `all`; a resource address (`cse-in/ae1/cnt1` on any hosting CSE,
+    /// `/id-in/cse-in/ae1/cnt1` or `//m2mtrust.example/id-in/cse-in/ae1/cnt1` on that CSE only);
+    /// or an address followed by `/*` for that resource and everything below it
+    /// (`cse-in/ae1/*`). Addresses compare as text: use the form the hosting CSE sends.
+    Add(PolicyAdd),
+    /// List the policies, in decision order.
+    List(PolicyList),
+    /// Remove a policy by ID (exit code 1 if there is none).
+    Remove(PolicyRemove),
+}
+
+/// `das policy add`.
+#[derive(Debug, Args)]
+pub struct PolicyAdd {
+    #[command(flatten)]
+    data: DataArg,
+    /// Originator pattern(s): `all`, an ID, or an ID prefix ending in `*`. Repeatable.
+    #[arg(long, value_name = "PATTERN", required = true, num_args = 1..)]
+    originator: Vec<String>,
+    /// Target pattern(s): `all`, a resource address, or an address followed by `/*`.
+    /// Repeatable.
+    #[arg(long, value_name = "PATTERN", required = true, num_args = 1..)]
+    target: Vec<String>,
+    /// accessControlOperations granted (bitmask: 1 create, 2 retrieve, 4 update, 8 delete,
+    /// 16 notify, 32 discovery).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=63))]
+    operations: u8,
+    /// Longest lifetime of a grant, in seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(m2mtrust_das::policy::MAX_LIFETIME_SECS))
+    )]
+    lifetime_secs: u32,
+    /// What is handed out: `token` (a signed token in `tkns`), `acp` (dynamic ACP information
+    /// in `dai`, for a hosting CSE to create a dynamic <accessControlPolicy>; originators
+    /// asking for themselves get nothing from it), or `both`.
+    #[arg(long, value_name = "MODE", default_value = "both", value_parser = ["token", "acp", "both"])]
+    grant: String,
+    /// Role-ID(s) put in issued tokens (`rids`). Repeatable.
+    #[arg(long, value_name = "ID", num_args = 1..)]
+    role_id: Vec<String>,
+    /// The M2M Service Provider ID relative patterns are read against.
+    #[arg(
+        long,
+        env = "M2MTRUST_SP_ID",
+        value_name = "SP-ID",
+        default_value = "//m2mtrust.example"
+    )]
+    sp_id: String,
+    /// The CSE-ID relative AE-IDs (`Cae1`) are read against.
+    #[arg(
+        long,
+        env = "M2MTRUST_CSE_ID",
+        value_name = "ID",
+        default_value = "/id-in"
+    )]
+    cse_id: String,
+}
+
+/// `das policy list`.
+#[derive(Debug, Args)]
+pub struct PolicyList {
+    #[command(flatten)]
+    data: DataArg,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `das policy remove`.
+#[derive(Debug, Args)]
+pub struct PolicyRemove {
+    #[command(flatten)]
+    data: DataArg,
+    /// The policy ID `das policy add` printed.
+    #[arg(long, value_name = "ID")]
+    id: String,
 }
 
 /// `m2mtrust das token`.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Issue a oneM2M token (JWS ES256, TS-0003 §7.3.2.6) granting `--holder` the operations
-    /// `--operations` on `--resource`, for the hosting CSE `--audience`; prints the JWT.
+    /// `--operations` on `--resource`, for the hosting CSE `--audience`; prints the JWT. The
+    /// token is also kept in `das.sqlite`, so the DAS Server resolves its Token-ID (`jti`) for
+    /// the audience CSE.
     Issue(TokenIssue),
 }
 
@@ -78,7 +231,7 @@ pub fn das_issuer(sp_domain: &str) -> String {
 }
 
 /// The DAS signing key of the data folder, created on first use.
-fn das_key(dir: &DataDir) -> Result<TokenIssuer, String> {
+pub(crate) fn das_key(dir: &DataDir) -> Result<TokenIssuer, String> {
     let sealer = dir.sealer()?;
     let sealed_path = dir.root().join("keys/das-key.sealed");
     let pem = if sealed_path.exists() {
@@ -121,13 +274,122 @@ pub fn das_public_key(dir: &DataDir) -> Result<String, String> {
 
 /// Runs a `das` subcommand.
 pub async fn run(cmd: DasCommand) -> ExitCode {
-    let DasCommand::Token(TokenCommand::Issue(a)) = cmd;
-    match issue(&a) {
-        Ok(jwt) => {
-            println!("{jwt}");
+    let result = match cmd {
+        DasCommand::Serve(args) => return crate::das_serve::serve_alone(&args).await,
+        DasCommand::Token(TokenCommand::Issue(a)) => issue(&a),
+        DasCommand::Policy(PolicyCommand::Add(a)) => policy_add(&a),
+        DasCommand::Policy(PolicyCommand::List(a)) => policy_list(&a),
+        DasCommand::Policy(PolicyCommand::Remove(a)) => policy_remove(&a),
+        DasCommand::Role(cmd) => crate::role_admin::run(cmd).await,
+    };
+    match result {
+        Ok(out) => {
+            println!("{out}");
             ExitCode::SUCCESS
         }
         Err((e, code)) => fail(e, code),
+    }
+}
+
+fn policy_store(data: &DataArg) -> Result<m2mtrust_das::DasStore, (String, u8)> {
+    let dir = DataDir::open(&data.data).map_err(|e| (e, 1))?;
+    crate::das_serve::open_store(&dir).map_err(|e| (e, 1))
+}
+
+fn policy_add(a: &PolicyAdd) -> Result<String, (String, u8)> {
+    let usage = |e: String| (e, 2u8);
+    let home = m2mtrust_model::Home {
+        sp_id: SpId::parse(&a.sp_id).map_err(|e| usage(format!("--sp-id: {e}")))?,
+        cse_id: m2mtrust_model::CseId::parse(&a.cse_id)
+            .map_err(|e| usage(format!("--cse-id: {e}")))?,
+        cse_base_name: String::new(),
+    };
+    let spec = PolicySpec {
+        originators: a.originator.clone(),
+        targets: a.target.clone(),
+        operations: a.operations,
+        lifetime_secs: a.lifetime_secs,
+        grant: a
+            .grant
+            .parse()
+            .map_err(|e: m2mtrust_das::policy::PolicyError| usage(format!("--grant: {e}")))?,
+        role_ids: a.role_id.clone(),
+    };
+    // Checked before the store is touched, so a bad pattern is a usage error.
+    Policy::new(String::new(), &spec, &home, Utc::now()).map_err(|e| usage(e.to_string()))?;
+    let store = policy_store(&a.data)?;
+    // A clash of random IDs is retried with a fresh one.
+    for _ in 0..5 {
+        let policy = Policy::new(
+            m2mtrust_das::store::new_policy_id(),
+            &spec,
+            &home,
+            Utc::now(),
+        )
+        .map_err(|e| usage(e.to_string()))?;
+        match store.add_policy(&policy) {
+            Ok(()) => return Ok(policy.id),
+            Err(m2mtrust_das::store::StoreError::Conflict(_)) => continue,
+            Err(e) => return Err((e.to_string(), 1)),
+        }
+    }
+    Err(("could not find a free policy ID".into(), 1))
+}
+
+fn policy_list(a: &PolicyList) -> Result<String, (String, u8)> {
+    let store = policy_store(&a.data)?;
+    let policies = store.policies().map_err(|e| (e.to_string(), 1))?;
+    if a.json {
+        let list: Vec<serde_json::Value> = policies
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "id": p.id,
+                    "originators": texts(&p.originators),
+                    "targets": texts(&p.targets),
+                    "operations": p.operations,
+                    "lifetime_secs": p.lifetime_secs,
+                    "grant": p.grant.as_str(),
+                    "role_ids": p.role_ids,
+                    "created": m2mtrust_das::to_m2m_timestamp(p.created),
+                })
+            })
+            .collect();
+        return serde_json::to_string_pretty(&list).map_err(|e| (e.to_string(), 1));
+    }
+    let mut out = format!(
+        "{:<10} {:>4} {:>9} {:<5} {:<40} {:<40} ROLE-IDS",
+        "ID", "OPS", "LIFETIME", "GRANT", "ORIGINATORS", "TARGETS"
+    );
+    for p in policies.iter() {
+        out.push_str(&format!(
+            "\n{:<10} {:>4} {:>9} {:<5} {:<40} {:<40} {}",
+            p.id,
+            p.operations,
+            p.lifetime_secs,
+            p.grant.as_str(),
+            texts(&p.originators).join(","),
+            texts(&p.targets).join(","),
+            if p.role_ids.is_empty() {
+                "-".to_owned()
+            } else {
+                p.role_ids.join(",")
+            }
+        ));
+    }
+    Ok(out)
+}
+
+fn texts<T: std::fmt::Display>(items: &[T]) -> Vec<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+fn policy_remove(a: &PolicyRemove) -> Result<String, (String, u8)> {
+    let store = policy_store(&a.data)?;
+    match store.remove_policy(&a.id) {
+        Ok(true) => Ok(format!("removed {}", a.id)),
+        Ok(false) => Err((format!("no policy {}", a.id), 1)),
+        Err(e) => Err((e.to_string(), 1)),
     }
 }
 
@@ -175,7 +437,23 @@ fn issue(a: &TokenIssue) -> Result<String, (String, u8)> {
         }),
         extension: None,
     };
-    signer.issue(&claims).map_err(|e| (e.to_string(), 1))
+    let jwt = signer.issue(&claims).map_err(|e| (e.to_string(), 1))?;
+    // Kept like the DAS Server's own tokens, so hosting CSEs can resolve its Token-ID.
+    let stored = m2mtrust_das::decision::StoredToken {
+        token_id: claims.token_id,
+        holder: claims.holder,
+        audience: claims.audience,
+        jwt: jwt.clone(),
+        not_after: claims.not_after,
+    };
+    crate::das_serve::open_store(&dir)
+        .and_then(|store| {
+            store
+                .put_token(&stored, Utc::now())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| (e, 1))?;
+    Ok(jwt)
 }
 
 fn random_name() -> String {

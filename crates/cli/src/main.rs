@@ -3,6 +3,8 @@
 mod admin;
 mod config;
 mod das_admin;
+mod das_client;
+mod das_serve;
 mod datadir;
 mod enrol;
 mod maf_admin;
@@ -10,6 +12,7 @@ mod mef_admin;
 mod mef_serve;
 mod register;
 mod request;
+mod role_admin;
 mod serve;
 mod tls;
 
@@ -56,8 +59,8 @@ enum Command {
     /// with --certificate, an EST-enrolled certificate; store them in the device's data folder
     /// for `m2mtrust request --data DEVDIR`.
     Enrol(enrol::EnrolArgs),
-    /// The Dynamic Authorization System: issue oneM2M tokens (TS-0003 §7.3) that the CSE of the
-    /// same data folder accepts in `X-M2M-TKNS`.
+    /// The Dynamic Authorization System (TS-0003 §7.3): its server, its policies, and oneM2M
+    /// tokens that the CSE of the same data folder accepts in `X-M2M-TKNS`.
     #[command(subcommand)]
     Das(das_admin::DasCommand),
     /// The M2M Authentication Function: master credentials of its clients, and the device side
@@ -96,6 +99,11 @@ struct ServeArgs {
     /// it [default with `up`: 127.0.0.1:8445; `off` disables it; `cse` runs none unless given].
     #[arg(long, env = "M2MTRUST_MAF", value_name = "ADDR")]
     maf: Option<String>,
+    /// The Dynamic Authorization System server's TLS listener (NOTIFY with `m2m:seci` at
+    /// https://ADDR/das; policies: `m2mtrust das policy add`) [default with `up`:
+    /// 127.0.0.1:8446; `off` disables it; `cse` runs none unless given].
+    #[arg(long, env = "M2MTRUST_DAS", value_name = "ADDR")]
+    das: Option<String>,
     /// Plain HTTP listener, for development only: requests carry no security association, so
     /// CSEs are refused (4107) and `rq_authn` is false. Off unless given.
     #[arg(long, env = "M2MTRUST_HTTP", value_name = "ADDR")]

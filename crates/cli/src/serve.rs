@@ -72,6 +72,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> ExitCode {
         durability: args.durability,
         mef: args.mef,
         maf: args.maf,
+        das: args.das,
     };
     let default_data = Path::new("m2mtrust-data");
     let settings = match Settings::resolve(file, overrides, default_data) {
@@ -135,6 +136,23 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
         ),
         None => None,
     };
+    let das_addr = match (settings.das_listen, mode) {
+        (crate::config::MefListen::At(a), _) => Some(a),
+        (crate::config::MefListen::Default, Mode::Up) => Some(
+            crate::das_serve::DEFAULT_DAS
+                .parse()
+                .map_err(|e| format!("default DAS address: {e}"))?,
+        ),
+        _ => None,
+    };
+    let das_listener = match das_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (--das): {e}"))?,
+        ),
+        None => None,
+    };
     let maf_fqdn = settings
         .maf_fqdn
         .clone()
@@ -167,6 +185,17 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
     let sealer = Arc::new(dir.sealer()?);
     let home = settings.cse.home.clone();
     let ca = dir.dev_ca(&sealer, &home)?;
+    // The data folder's DAS issues roles and tokens this CSE accepts; Token-IDs it issued are
+    // resolved at its listener.
+    let das_issuer = crate::das_admin::das_issuer(home.sp_id.domain());
+    settings.cse.role_issuers.push(das_issuer.clone());
+    if let Some(l) = &das_listener {
+        let local = l.local_addr().map_err(|e| e.to_string())?;
+        settings
+            .cse
+            .token_issuer_das
+            .insert(das_issuer, format!("https://{local}/das"));
+    }
     let notifier = Notifier::new(Arc::new(m2mtrust_cse::HttpNotificationTransport::new()));
     let cse = Cse::start(settings.cse.clone(), store.clone(), notifier)
         .await
@@ -177,6 +206,23 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
         &settings.data,
         home.sp_id.domain(),
     )?);
+    // Dynamic Authorization Systems are consulted as this CSE, with its certificate.
+    {
+        let (chain, key) = server_identity(&settings, &dir, &sealer, &ca)?;
+        let mut anchors = ca.cert_pem().as_bytes().to_vec();
+        for path in &settings.trust_anchors {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("https.trust_anchors: {}: {e}", path.display()))?;
+            anchors.push(b'\n');
+            anchors.extend_from_slice(&pem);
+        }
+        cse.set_das_client(Arc::new(crate::das_client::CseDasClient::new(
+            chain.into_bytes(),
+            key,
+            anchors,
+            settings.cse.das_timeout,
+        )));
+    }
     let example = ensure_example_psk(&dir, &sealer, &store, &home).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -294,6 +340,20 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
             },
         )));
     }
+    if let Some(listener) = das_listener {
+        // The DAS Server accepts the same TLS credentials as the CSE.
+        let acceptor = tls_acceptor(&settings, &dir, &sealer, &ca, &store, local_maf.as_ref())?;
+        let das = crate::das_serve::service(&dir, &home)?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("{}", crate::das_serve::endpoint_line(local));
+        servers.push(tokio::spawn(m2mtrust_server::serve(
+            listener,
+            Arc::new(TlsServerAcceptor(acceptor)),
+            Arc::new(das),
+            limits,
+            stopper(),
+        )));
+    }
     if servers.is_empty() && mef_task.is_none() {
         println!("  no listener configured (--https ADDR, --http ADDR)");
     }
@@ -340,7 +400,8 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
 
 /// The TLS server: the data folder's server certificate, client certificates checked against
 /// the development CA plus the configured anchors and CRLs, PSKs from the credential table.
-fn tls_acceptor(
+/// The CSE's and the DAS's listeners each build one.
+pub(crate) fn tls_acceptor(
     settings: &Settings,
     dir: &DataDir,
     sealer: &Arc<m2mtrust_crypto::Sealer>,
@@ -350,16 +411,7 @@ fn tls_acceptor(
 ) -> Result<m2mtrust_channel::TlsAcceptor, String> {
     use m2mtrust_channel::{CertifiedKey, IdentityRules, ServerConfig, TrustAnchors};
     let home = &settings.cse.home;
-    let (chain, key) = match &settings.server_certificate {
-        Some((cert, key)) => {
-            let read = |p: &std::path::Path| {
-                std::fs::read_to_string(p)
-                    .map_err(|e| format!("https.certificate: {}: {e}", p.display()))
-            };
-            (read(cert)?, m2mtrust_crypto::PrivateKeyPem::new(read(key)?))
-        }
-        None => dir.server_credentials(sealer, ca, home)?,
-    };
+    let (chain, key) = server_identity(settings, dir, sealer, ca)?;
     let rules = IdentityRules::new(
         home.sp_id.domain(),
         home.cse_id.clone(),
@@ -429,6 +481,26 @@ fn tls_acceptor(
     }
     m2mtrust_channel::TlsAcceptor::new(config, Arc::new(credentials))
         .map_err(|e| format!("TLS: {e}"))
+}
+
+/// The CSE's certificate chain and key: `https.certificate`/`https.private_key`, or the one the
+/// development CA issued for the data folder.
+fn server_identity(
+    settings: &Settings,
+    dir: &DataDir,
+    sealer: &m2mtrust_crypto::Sealer,
+    ca: &m2mtrust_crypto::DevCa,
+) -> Result<(String, m2mtrust_crypto::PrivateKeyPem), String> {
+    match &settings.server_certificate {
+        Some((cert, key)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("https.certificate: {}: {e}", p.display()))
+            };
+            Ok((read(cert)?, m2mtrust_crypto::PrivateKeyPem::new(read(key)?)))
+        }
+        None => dir.server_credentials(sealer, ca, &settings.cse.home),
+    }
 }
 
 /// The example PSK credential `up` creates once, so a client can connect at once.

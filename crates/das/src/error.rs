@@ -1,4 +1,4 @@
-//! Errors of token issuance and verification.
+//! Errors of token issuance and verification, and of the DAS Server.
 
 use chrono::{DateTime, Utc};
 
@@ -89,6 +89,60 @@ impl TokenError {
             Self::Expired { .. } => "expired",
             Self::InvalidClaims(_) => "invalid_claims",
             Self::Crypto(_) => "crypto",
+        }
+    }
+}
+
+/// Why the DAS Server refused or failed a Dynamic Authorization Request. One place,
+/// `From<&DasError> for ResponseStatusCode`, picks the wire code.
+#[derive(Debug, thiserror::Error)]
+pub enum DasError {
+    /// The primitive or its `m2m:seci` content is malformed (4000).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The operation is not NOTIFY (4005).
+    #[error("{0}")]
+    OperationNotAllowed(String),
+    /// The request arrived without a security association (4103: the DAS grants nothing to an
+    /// unauthenticated peer).
+    #[error("{0}")]
+    NotAuthenticated(String),
+    /// `From` is not an identity bound to the peer's credential (4106, TS-0003 §7.2.1).
+    #[error("{0}")]
+    NotBound(String),
+    /// The requester may not ask this (4103).
+    #[error("{0}")]
+    NoPrivilege(String),
+    /// The policy and token store failed (5000; detail only in the log).
+    #[error("DAS store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// A token could not be issued (5000; detail only in the log).
+    #[error("token issuance: {0}")]
+    Token(#[from] TokenError),
+    /// Any other internal failure (5000; detail only in the log).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl DasError {
+    /// Whether the detail stays in the log (internal failures reach the peer without it).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::Store(_) | Self::Token(_) | Self::Internal(_))
+    }
+}
+
+impl From<&DasError> for m2mtrust_model::ResponseStatusCode {
+    fn from(e: &DasError) -> Self {
+        match e {
+            DasError::BadRequest(_) => Self::BAD_REQUEST,
+            DasError::OperationNotAllowed(_) => Self::OPERATION_NOT_ALLOWED,
+            DasError::NotAuthenticated(_) | DasError::NoPrivilege(_) => {
+                Self::ORIGINATOR_HAS_NO_PRIVILEGE
+            }
+            DasError::NotBound(_) => Self::ORIGINATOR_HAS_NOT_REGISTERED,
+            DasError::Store(_) | DasError::Token(_) | DasError::Internal(_) => {
+                Self::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }

@@ -74,6 +74,8 @@ pub struct Server {
     pub mef_addr: Option<SocketAddr>,
     /// The MAF listener, when one runs.
     pub maf_addr: Option<SocketAddr>,
+    /// The DAS listener, when one runs.
+    pub das_addr: Option<SocketAddr>,
     pub data: PathBuf,
 }
 
@@ -96,6 +98,11 @@ impl Server {
         } else {
             &[]
         };
+        let das: &[&str] = if command == "up" && !extra.contains(&"--das") {
+            &["--das", "127.0.0.1:0"]
+        } else {
+            &[]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_m2mtrust"))
             .args([command, "--data"])
             .arg(data)
@@ -109,6 +116,7 @@ impl Server {
             ])
             .args(mef)
             .args(maf)
+            .args(das)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -120,11 +128,21 @@ impl Server {
         let mut tls_addr = None;
         let mut mef_addr = None;
         let mut maf_addr = None;
+        let mut das_addr = None;
         for line in lines.by_ref() {
             let line = line.expect("read stdout");
             if let Some(rest) = line.trim().strip_prefix("maf ") {
                 let url = rest.split_whitespace().next().unwrap();
                 maf_addr = Some(url.trim_start_matches("https://").parse().unwrap());
+            }
+            if let Some(rest) = line.trim().strip_prefix("das ") {
+                let url = rest.split_whitespace().next().unwrap();
+                let hostport = url
+                    .trim_start_matches("https://")
+                    .split('/')
+                    .next()
+                    .unwrap();
+                das_addr = Some(hostport.parse().unwrap());
             }
             if let Some(rest) = line.trim().strip_prefix("mef ") {
                 let url = rest.split_whitespace().next().unwrap();
@@ -156,6 +174,7 @@ impl Server {
             tls_addr: tls_addr.expect("no https address printed"),
             mef_addr,
             maf_addr,
+            das_addr,
             data: data.to_path_buf(),
         }
     }
