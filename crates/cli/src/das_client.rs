@@ -1,7 +1,8 @@
 //! The hosting CSE's client of Dynamic Authorization Systems (TS-0003 §7.3.2.2 step 2.3,
 //! §7.3.2.3 step 5): request primitives over TLS to each `dynamicAuthorizationPoA`, the CSE
 //! authenticated by its own certificate (which names its CSE-ID), the DAS's certificate
-//! verified against the CSE's trust anchors. One connection pool per DAS URI.
+//! verified against the CSE's trust anchors. Per DAS URI a few kept-alive connections, used in
+//! turn (one connection carries one request at a time).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,6 +16,21 @@ use m2mtrust_model::{Request, Response};
 
 /// At most this many DAS URIs keep a pool; a `dap` beyond them gets a fresh client per request.
 const MAX_POOLS: usize = 64;
+/// Connections per DAS URI.
+const CONNECTIONS_PER_DAS: usize = 8;
+
+/// The connections to one DAS.
+struct Pool {
+    clients: Vec<Arc<Client>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Pool {
+    fn pick(&self) -> Arc<Client> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.clients[i % self.clients.len()].clone()
+    }
+}
 
 /// Sends to DASs as this CSE.
 pub struct CseDasClient {
@@ -22,7 +38,7 @@ pub struct CseDasClient {
     key_pem: m2mtrust_crypto::PrivateKeyPem,
     trust_anchors_pem: Vec<u8>,
     timeout: Duration,
-    clients: Mutex<HashMap<String, Arc<Client>>>,
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
 }
 
 impl CseDasClient {
@@ -38,14 +54,14 @@ impl CseDasClient {
             key_pem,
             trust_anchors_pem,
             timeout,
-            clients: Mutex::new(HashMap::new()),
+            pools: Mutex::new(HashMap::new()),
         }
     }
 
     fn client(&self, uri: &str) -> Result<Arc<Client>, String> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(uri) {
-            return Ok(c.clone());
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pool) = pools.get(uri) {
+            return Ok(pool.pick());
         }
         let options = ClientOptions::new(Credential::Certificate {
             chain_pem: self.chain_pem.clone(),
@@ -53,12 +69,26 @@ impl CseDasClient {
         })
         .with_trust_anchors(self.trust_anchors_pem.clone())
         .with_timeout(self.timeout);
-        let client =
-            Arc::new(Client::new(uri, options).map_err(|e| format!("DAS address {uri:?}: {e}"))?);
-        if clients.len() < MAX_POOLS {
-            clients.insert(uri.to_string(), client.clone());
+        let size = if pools.len() < MAX_POOLS {
+            CONNECTIONS_PER_DAS
+        } else {
+            1
+        };
+        let mut clients = Vec::with_capacity(size);
+        for _ in 0..size {
+            clients.push(Arc::new(
+                Client::new(uri, options.clone())
+                    .map_err(|e| format!("DAS address {uri:?}: {e}"))?,
+            ));
         }
-        Ok(client)
+        let pool = Arc::new(Pool {
+            clients,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        });
+        if size > 1 {
+            pools.insert(uri.to_string(), pool.clone());
+        }
+        Ok(pool.pick())
     }
 }
 
