@@ -516,4 +516,63 @@ fn roles_from_the_role_authority_grant_and_revoke_access() {
         &["--role-id", role_id],
     );
     assert!(code == 1 && out.starts_with("4103"), "{out}");
+    // Assigned with a token in the Token Repository: its Token-ID alone carries the role.
+    let assigned = das(
+        &s,
+        &[
+            "role",
+            "assign",
+            "--cse",
+            &cse,
+            "--holder",
+            READER,
+            "--role",
+            "reader",
+            "--valid-secs",
+            "60",
+            "--with-token",
+        ],
+    );
+    let token_id = assigned
+        .lines()
+        .find_map(|l| l.strip_prefix("token "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no token: {assigned}"))
+        .to_string();
+    let (code, out) = send(
+        &s,
+        &reader,
+        "Creader",
+        "retrieve",
+        &roled,
+        &["--token-id", &token_id],
+    );
+    assert_eq!(code, 0, "{out}");
+    let r = s.call(
+        "GET",
+        "/cse-in/role_reader_m2mtrust_example_id-in_Creader",
+        Some("CAdmin"),
+        None,
+        None,
+    );
+    assert_eq!(r.rsc(), 2000, "{}", r.body);
+    assert_eq!(
+        r.json()["m2m:rol"]["rltl"],
+        json!("cse-in/token_reader_m2mtrust_example_id-in_Creader")
+    );
+    das(
+        &s,
+        &[
+            "role", "revoke", "--cse", &cse, "--holder", READER, "--role", "reader",
+        ],
+    );
+    let (code, out) = send(
+        &s,
+        &reader,
+        "Creader",
+        "retrieve",
+        &roled,
+        &["--token-id", &token_id],
+    );
+    assert!(code == 1 && out.starts_with("4103"), "{out}");
 }
