@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use m2mtrust_das::{TokenVerifier, TrustedIssuer, VerificationKey};
+use m2mtrust_das::{EncryptionKey, TokenVerifier, TrustedIssuer, VerificationKey};
 
 fn verifier() -> &'static TokenVerifier {
     static V: OnceLock<TokenVerifier> = OnceLock::new();
@@ -13,10 +13,16 @@ fn verifier() -> &'static TokenVerifier {
         let keys = VerificationKey::hs256(b"0123456789abcdef0123456789abcdef")
             .map(|k| vec![k])
             .unwrap_or_default();
+        // Decryption keys too, so nested (JWE) tokens reach the key unwrap and decryption.
+        let decryption = [EncryptionKey::a256kw(&[7; 32]), EncryptionKey::dir(&[9; 32])]
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
         TokenVerifier::new(vec![TrustedIssuer {
             issuer: "das.m2mtrust.example".into(),
             keys,
         }])
+        .with_decryption_keys(decryption)
     })
 }
 

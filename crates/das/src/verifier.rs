@@ -208,6 +208,7 @@ impl TokenVerifier {
             ));
         }
         let alg = jose::check_nested_jwe_header(header)?;
+        check_encrypted_key(token, alg)?;
         for key in self.decryption_keys.iter().filter(|k| k.algorithm() == alg) {
             if let Ok((payload, _)) = josekit::jwe::deserialize_compact(token, &*key.decrypter()?) {
                 return String::from_utf8(payload)
@@ -217,7 +218,28 @@ impl TokenVerifier {
         // No key of that algorithm authenticates the ciphertext: an integrity failure.
         Err(TokenError::BadSignature)
     }
+}
 
+/// The JWE Encrypted Key has the shape `alg` gives it before a JOSE library reads it: empty for
+/// `dir`; for `A256KW` a wrapped 256-bit key, 40 octets (RFC 3394: the key plus 8). Other
+/// lengths are refused here (the unwrap of some libraries panics on fewer than 8 octets).
+fn check_encrypted_key(token: &str, alg: &str) -> Result<(), TokenError> {
+    use base64::Engine;
+    let encoded = token.split('.').nth(1).unwrap_or_default();
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| TokenError::Malformed("JWE encrypted key is not base64url".into()))?;
+    let expected = if alg == crate::ALG_DIR { 0 } else { 40 };
+    if key.len() != expected {
+        return Err(TokenError::Malformed(format!(
+            "JWE encrypted key of {} octets; {alg} needs {expected}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+impl TokenVerifier {
     fn audience_matches(&self, token_audience: &[String], cse_id: &str) -> bool {
         if token_audience.is_empty() {
             return self.accept_empty_audience;

@@ -226,3 +226,42 @@ fn encryption_keys_must_be_32_bytes_and_never_print() {
         "{printed}"
     );
 }
+
+/// A nested token's JWE Encrypted Key replaced by `key` (base64url, possibly empty).
+fn with_encrypted_key(token: &str, key: &str) -> String {
+    let mut parts: Vec<&str> = token.split('.').collect();
+    parts[1] = key;
+    parts.join(".")
+}
+
+#[test]
+fn encrypted_keys_of_the_wrong_length_are_refused_without_reaching_the_unwrap() {
+    let (issuer, verifier) = es256_pair();
+    let verifier = with_keys(verifier);
+    let kw = issuer
+        .issue_nested(&claims(), &EncryptionKey::a256kw(&KEK).unwrap())
+        .unwrap();
+    // 1-7 octets made the key unwrap underflow; 0, 32 and 48 are other wrong sizes.
+    for key in [
+        "",
+        "AAAAAA",
+        "AAAAAAAAAA",
+        "AAAAAAAAAAA",
+        &b64(&[1u8; 32]),
+        &b64(&[1u8; 48]),
+    ] {
+        let bad = with_encrypted_key(&kw, key);
+        let err = verifier.verify(&bad, HCSE, HOLDER, t0()).unwrap_err();
+        assert!(matches!(err, TokenError::Malformed(_)), "{key:?}: {err:?}");
+    }
+    // `dir` carries no encrypted key.
+    let dir = issuer
+        .issue_nested(&claims(), &EncryptionKey::dir(&CEK).unwrap())
+        .unwrap();
+    let bad = with_encrypted_key(&dir, &b64(&[1u8; 40]));
+    let err = verifier.verify(&bad, HCSE, HOLDER, t0()).unwrap_err();
+    assert!(matches!(err, TokenError::Malformed(_)), "{err:?}");
+    // The right lengths still verify.
+    assert!(verifier.verify(&kw, HCSE, HOLDER, t0()).is_ok());
+    assert!(verifier.verify(&dir, HCSE, HOLDER, t0()).is_ok());
+}
