@@ -406,12 +406,9 @@ impl Cse {
         // Tokens, then dynamic ACPs, are consulted when the static policy denies (TS-0003
         // §7.3.2.3 step 6.3, §7.3.2.2 step 4.2).
         if grant.is_none() {
-            let dynamic = if ctx.tokens.is_empty() {
-                None
-            } else {
-                self.token_permits(ctx, target, op)
-            }
-            .or_else(|| self.dynamic_acp_permits(ctx, target, op));
+            let dynamic = self
+                .token_permits(ctx, target, op)
+                .or_else(|| self.dynamic_acp_permits(ctx, target, op));
             if let Some(why) = dynamic {
                 audit(ctx, target, op, true, &why);
                 return Ok(Grant::All);

@@ -83,13 +83,19 @@ struct DynamicAcp {
     not_after: DateTime<Utc>,
 }
 
+/// Tokens kept per (holder, resource) from direct consultations; older ones make room.
+const TOKENS_PER_TARGET: usize = 4;
+/// (holder, resource) pairs with cached tokens at most; beyond, expired entries are dropped
+/// and, if that is not enough, the cache starts again.
+const MAX_TOKEN_ENTRIES: usize = 100_000;
+
 /// The CSE's dynamic authorization state: the DAS client, dynamic ACPs by target `ri`, and the
-/// tokens DASs issued in direct consultations, by holder.
+/// tokens DASs issued in direct consultations, by (holder, target `ri`).
 #[derive(Default)]
 pub(crate) struct DynamicState {
     client: OnceLock<Arc<dyn DasClient>>,
     acps: RwLock<HashMap<String, Vec<DynamicAcp>>>,
-    tokens: RwLock<HashMap<String, Vec<Arc<VerifiedToken>>>>,
+    tokens: RwLock<HashMap<(String, String), Vec<Arc<VerifiedToken>>>>,
 }
 
 /// What a DAS granted in one consultation.
@@ -324,7 +330,7 @@ impl Cse {
                 match verifier.verify(jwt, &audience, &holder, now) {
                     Ok(token) => {
                         let token = Arc::new(token);
-                        self.cache_direct_token(&holder, token.clone(), now);
+                        self.cache_direct_token(&holder, denied.target.ri(), token.clone(), now);
                         ctx.tokens.push(token);
                         granted.tokens += 1;
                     }
@@ -377,30 +383,45 @@ impl Cse {
         granted
     }
 
-    fn cache_direct_token(&self, holder: &str, token: Arc<VerifiedToken>, now: DateTime<Utc>) {
+    fn cache_direct_token(
+        &self,
+        holder: &str,
+        target_ri: &str,
+        token: Arc<VerifiedToken>,
+        now: DateTime<Utc>,
+    ) {
         if let Ok(mut map) = self.dynamic.tokens.write() {
-            let list = map.entry(holder.to_string()).or_default();
+            if map.len() >= MAX_TOKEN_ENTRIES {
+                map.retain(|_, l| l.iter().any(|t| t.not_after > now));
+                if map.len() >= MAX_TOKEN_ENTRIES {
+                    map.clear();
+                }
+            }
+            let list = map
+                .entry((holder.to_string(), target_ri.to_string()))
+                .or_default();
             list.retain(|t| t.not_after > now && t.token_id != token.token_id);
+            if list.len() >= TOKENS_PER_TARGET {
+                list.remove(0);
+            }
             list.push(token);
         }
     }
 
-    /// Tokens DASs issued to `holder` in earlier direct consultations, still valid: a later
-    /// request of the same holder uses them without asking again (§7.3.2.2 step 4.1.1.3).
+    /// Tokens DASs issued to `holder` in earlier direct consultations about `target_ri`, still
+    /// valid: a later request of the same holder uses them without asking again (§7.3.2.2
+    /// step 4.1.1.3).
     pub(crate) fn cached_direct_tokens(
         &self,
         holder: &str,
+        target_ri: &str,
         now: DateTime<Utc>,
     ) -> Vec<Arc<VerifiedToken>> {
-        let valid = |map: &HashMap<String, Vec<Arc<VerifiedToken>>>| {
-            map.get(holder)
-                .map(|l| l.iter().filter(|t| t.not_after > now).cloned().collect())
-                .unwrap_or_default()
+        let Ok(map) = self.dynamic.tokens.read() else {
+            return Vec::new();
         };
-        self.dynamic
-            .tokens
-            .read()
-            .map(|m| valid(&m))
+        map.get(&(holder.to_string(), target_ri.to_string()))
+            .map(|l| l.iter().filter(|t| t.not_after > now).cloned().collect())
             .unwrap_or_default()
     }
 

@@ -72,10 +72,6 @@ impl Cse {
     pub(crate) async fn verify_tokens(&self, ctx: &mut Ctx<'_>) -> Result<()> {
         let req = ctx.req;
         let now = chrono::DateTime::from_timestamp_micros(ctx.now.0).unwrap_or_else(Utc::now);
-        if let Some(orig) = &ctx.originator {
-            let cached = self.cached_direct_tokens(&orig.absolute(&self.cfg.home), now);
-            ctx.tokens.extend(cached);
-        }
         if req.tokens.is_empty() && req.token_ids.is_empty() && req.local_token_ids.is_empty() {
             return Ok(());
         }
@@ -152,7 +148,8 @@ impl Cse {
         lti
     }
 
-    /// §7.3.2.5 step 3: the first token permission that applies to `target` and permits `op`.
+    /// §7.3.2.5 step 3: the first token permission that applies to `target` and permits `op`,
+    /// among the request's tokens and those a DAS gave the originator for `target` before.
     pub(crate) fn token_permits(
         &self,
         ctx: &Ctx<'_>,
@@ -160,7 +157,18 @@ impl Cse {
         op: AccessOp,
     ) -> Option<String> {
         let authz_orig = ctx.authz_originator.as_ref()?;
-        for token in &ctx.tokens {
+        let cached = match &ctx.originator {
+            Some(orig) => self.cached_direct_tokens(
+                &orig.absolute(&self.cfg.home),
+                target.ri(),
+                chrono::DateTime::from_timestamp_micros(ctx.now.0).unwrap_or_else(Utc::now),
+            ),
+            None => Vec::new(),
+        };
+        if ctx.tokens.is_empty() && cached.is_empty() {
+            return None;
+        }
+        for token in ctx.tokens.iter().chain(cached.iter()) {
             for grant in &token.permissions {
                 let Some(pv) = &grant.privileges else {
                     continue;
