@@ -29,6 +29,14 @@ pub enum Workload {
     #[value(name = "maf-sae")]
     #[serde(rename = "maf-sae")]
     MafSae,
+    /// Direct dynamic authorization round trips (TS-0003 §7.3.2.2): the admin creates N
+    /// containers only it may use, each naming a consultation of `--das`; the requester
+    /// (`--requester-cert`) RETRIEVEs each once, which the CSE refuses statically, asks the
+    /// DAS about and permits. Then N RETRIEVEs of the same containers, decided from the
+    /// grants the CSE cached.
+    #[value(name = "direct-authz")]
+    #[serde(rename = "direct-authz")]
+    DirectAuthz,
 }
 
 impl Workload {
@@ -38,6 +46,7 @@ impl Workload {
             Workload::W1 => "W1",
             Workload::Enrol => "enrol",
             Workload::MafSae => "maf-sae",
+            Workload::DirectAuthz => "direct-authz",
         }
     }
 }
@@ -48,7 +57,8 @@ pub struct BenchArgs {
     /// CSEBase URL of the CSE under test: `http://...`, or `https://...` with a PSK
     /// (`--psk-id` and its key) or a client certificate (`--cert`, `--key`, `--ca`). With
     /// `--workload enrol`, the MEF's address instead: `https://host:port`; with
-    /// `--workload maf-sae`, the CSE's TLS address: `https://host:port`.
+    /// `--workload maf-sae`, the CSE's TLS address: `https://host:port`. With `--workload
+    /// direct-authz`, the CSEBase URL over https, and `--cert`/`--key` the admin's certificate.
     #[arg(
         long,
         value_name = "URL",
@@ -62,7 +72,8 @@ pub struct BenchArgs {
 
     /// Requests per measured phase (e.g. N creates, then N retrieves); with `--workload enrol`,
     /// enrolments per clients value; with `--workload maf-sae`, security associations per
-    /// phase and clients value.
+    /// phase and clients value; with `--workload direct-authz`, containers (one DAS round trip
+    /// each) per clients value.
     #[arg(short = 'n', long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
@@ -88,7 +99,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "RVI", default_value = "3")]
     pub rvi: String,
 
-    /// Leave the AE and its data on the CSE instead of deleting it at the end.
+    /// Leave the AE and its data on the CSE instead of deleting it at the end (direct-authz:
+    /// the containers, consultation, ACP and requester AE).
     #[arg(long)]
     pub keep: bool,
 
@@ -120,6 +132,10 @@ pub struct BenchArgs {
     /// MAF, master credential and key registration of `--workload maf-sae`.
     #[command(flatten)]
     pub maf_sae: MafSaeArgs,
+
+    /// DAS and requester of `--workload direct-authz`.
+    #[command(flatten)]
+    pub direct_authz: DirectAuthzArgs,
 }
 
 /// The factory bootstrap credential `--workload enrol` enrols with (TS-0003 §8.3.2.1 PPSK
@@ -201,6 +217,52 @@ impl MafSaeArgs {
             ("--maf-name", self.maf_name.is_some()),
             ("--admin-fqdn", self.admin_fqdn.is_some()),
             ("--target-cse-id", self.target_cse_id.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+}
+
+/// What `--workload direct-authz` needs besides the admin credential of `--url` (TS-0003
+/// §7.3.2.2): the DAS the bench's consultation names, and the requester's AE certificate. The
+/// DAS must grant the requester RETRIEVE on the bench's containers, e.g. `m2mtrust das policy
+/// add --data DIR --originator /id-in/Cbench --target '/id-in/cse-in/*' --operations 2 --grant
+/// both`.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Direct dynamic authorization (--workload direct-authz)")]
+pub struct DirectAuthzArgs {
+    /// Point of access of the DAS (`dap` of the bench's <dynamicAuthorizationConsultation>),
+    /// as the CSE reaches it [default: https://127.0.0.1:8446/das].
+    #[arg(long, value_name = "URL")]
+    pub das: Option<String>,
+
+    /// AE-ID of the requester, a C-type AE-ID of its certificate (`m2mtrust cert issue --ae-id
+    /// ID`) [default: Cbench].
+    ///
+    /// The DAS must have a policy granting it RETRIEVE below the CSEBase:
+    /// `m2mtrust das policy add --data DIR --originator /id-in/Cbench --target
+    /// '/id-in/cse-in/*' --operations 2 --grant both`.
+    #[arg(long, value_name = "ID")]
+    pub requester: Option<String>,
+
+    /// The requester's certificate chain, PEM, leaf first; checked against `--ca` and
+    /// `--server-name` like the admin's.
+    #[arg(long, value_name = "FILE")]
+    pub requester_cert: Option<PathBuf>,
+
+    /// Private key of `--requester-cert`, PEM (EC P-256).
+    #[arg(long, value_name = "FILE")]
+    pub requester_key: Option<PathBuf>,
+}
+
+impl DirectAuthzArgs {
+    /// The first flag given, to name it in an error.
+    pub(crate) fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--das", self.das.is_some()),
+            ("--requester", self.requester.is_some()),
+            ("--requester-cert", self.requester_cert.is_some()),
+            ("--requester-key", self.requester_key.is_some()),
         ]
         .into_iter()
         .find_map(|(flag, given)| given.then_some(flag))

@@ -77,6 +77,9 @@ impl Settings {
         if let Some(flag) = args.maf_sae.first_given() {
             return Err(invalid(flag, "only used by --workload maf-sae"));
         }
+        if let Some(flag) = args.direct_authz.first_given() {
+            return Err(invalid(flag, "only used by --workload direct-authz"));
+        }
         let mef = mef_url(&args.url)?;
 
         let enrol = &args.enrol;

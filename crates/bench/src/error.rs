@@ -66,6 +66,41 @@ pub enum BenchError {
         dbg: Option<String>,
     },
 
+    /// Part of a batch of setup requests (e.g. creating the containers of `--workload
+    /// direct-authz`) failed.
+    #[error("{step}: {failed} of {attempted} failed: {summary}")]
+    SetupFailed {
+        /// Which step.
+        step: &'static str,
+        /// Requests that failed.
+        failed: u64,
+        /// Requests sent.
+        attempted: u64,
+        /// Error kinds with counts and first examples.
+        summary: String,
+    },
+
+    /// The CSE refused the requester even after consulting the DAS (`--workload direct-authz`):
+    /// no DAS policy covers it, or the CSE could not reach the DAS.
+    #[error(
+        "the CSE refused {requester} a RETRIEVE of {target} with RSC 4103 after consulting the \
+         DAS {das}{}. No DAS policy grants {requester}? run: {hint} (or the CSE could not reach \
+         the DAS: see its log)",
+        dbg_suffix(.dbg)
+    )]
+    NotGranted {
+        /// The requester's AE-ID.
+        requester: String,
+        /// The refused resource.
+        target: String,
+        /// The consultation's DAS.
+        das: String,
+        /// `m2m:dbg` of the refusal.
+        dbg: Option<String>,
+        /// The command adding a policy that grants the requester.
+        hint: String,
+    },
+
     /// A setup request got no response at all.
     #[error("{step} got no response from {url}: {reason}")]
     Transport {

@@ -6,9 +6,12 @@
 //! Workload `enrol` drives a MEF instead: complete PSK enrolments (TS-0003 §8.3.2.1) per second.
 //! Workload `maf-sae` drives a CSE and its MAF: MAF-based security associations (TS-0003
 //! §8.2.2.3) per second, and handshakes per second once the CSE holds the keys.
+//! Workload `direct-authz` drives a CSE and its DAS: direct dynamic authorization round trips
+//! (TS-0003 §7.3.2.2) per second, and requests per second decided from the grants the CSE kept.
 
 mod args;
 mod client;
+mod direct_authz;
 mod enrol;
 mod error;
 mod maf_sae;
@@ -23,11 +26,11 @@ use std::sync::Arc;
 
 use hyper_util::client::legacy::connect::Connect;
 
-pub use args::{BenchArgs, EnrolArgs, MafSaeArgs, SecretText, TlsArgs, Workload};
+pub use args::{BenchArgs, DirectAuthzArgs, EnrolArgs, MafSaeArgs, SecretText, TlsArgs, Workload};
 pub use error::BenchError;
 pub use report::{
-    Cleanup, EnrolRunReport, ErrorCount, Latency, MafSaeRunReport, Phase, PhaseReport, Report,
-    RunReport,
+    Cleanup, DirectAuthzRunReport, EnrolRunReport, ErrorCount, Latency, MafSaeRunReport, Phase,
+    PhaseReport, Report, RequesterAe, RunReport,
 };
 
 use client::{Connections, Counting, Target};
@@ -43,6 +46,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         Workload::W1 => run_requests(args).await?,
         Workload::Enrol => run_enrolments(args).await?,
         Workload::MafSae => run_associations(args).await?,
+        Workload::DirectAuthz => run_authorizations(args).await?,
     };
     print_report(&report, args.json)?;
     Ok(report)
@@ -60,6 +64,12 @@ async fn run_requests(args: &BenchArgs) -> Result<Report, BenchError> {
         return Err(BenchError::InvalidArgument {
             what: flag,
             reason: "only used by --workload maf-sae".into(),
+        });
+    }
+    if let Some(flag) = args.direct_authz.first_given() {
+        return Err(BenchError::InvalidArgument {
+            what: flag,
+            reason: "only used by --workload direct-authz".into(),
         });
     }
     let target = Target::parse(&args.url)?;
@@ -94,6 +104,7 @@ async fn run_enrolments(args: &BenchArgs) -> Result<Report, BenchError> {
         runs: Vec::new(),
         enrol_runs,
         maf_sae_runs: Vec::new(),
+        direct_authz_runs: Vec::new(),
     })
 }
 
@@ -115,6 +126,28 @@ async fn run_associations(args: &BenchArgs) -> Result<Report, BenchError> {
         runs: Vec::new(),
         enrol_runs: Vec::new(),
         maf_sae_runs,
+        direct_authz_runs: Vec::new(),
+    })
+}
+
+/// The direct-authz workload, once per requested clients value; each run sets up and removes
+/// its own resources.
+async fn run_authorizations(args: &BenchArgs) -> Result<Report, BenchError> {
+    let settings = direct_authz::Settings::from_args(args)?;
+    let hide_progress = args.quiet || !std::io::stderr().is_terminal();
+    let mut direct_authz_runs = Vec::with_capacity(args.clients.len());
+    for &clients in &args.clients {
+        direct_authz_runs.push(direct_authz::run(&settings, clients, hide_progress).await?);
+    }
+    Ok(Report {
+        label: args.label.clone(),
+        url: settings.url().to_owned(),
+        workload: Workload::DirectAuthz,
+        count: args.count,
+        runs: Vec::new(),
+        enrol_runs: Vec::new(),
+        maf_sae_runs: Vec::new(),
+        direct_authz_runs,
     })
 }
 
@@ -151,6 +184,7 @@ where
         runs,
         enrol_runs: Vec::new(),
         maf_sae_runs: Vec::new(),
+        direct_authz_runs: Vec::new(),
     })
 }
 

@@ -110,6 +110,9 @@ impl Settings {
         if let Some(flag) = args.enrol.first_given() {
             return Err(invalid(flag, "only used by --workload enrol"));
         }
+        if let Some(flag) = args.direct_authz.first_given() {
+            return Err(invalid(flag, "only used by --workload direct-authz"));
+        }
         if args.origin.is_some() {
             return Err(invalid("--origin", "only used by --workload W1"));
         }

@@ -15,8 +15,9 @@ pub struct Report {
     pub url: String,
     /// Workload that ran.
     pub workload: Workload,
-    /// Requests per measured phase (W1), enrolments per run (enrol), or security associations
-    /// per phase and run (maf-sae).
+    /// Requests per measured phase (W1), enrolments per run (enrol), security associations
+    /// per phase and run (maf-sae), or containers per run, each retrieved once per phase
+    /// (direct-authz).
     pub count: u64,
     /// One run per `--clients` value, in the order given (W1; empty for enrol).
     pub runs: Vec<RunReport>,
@@ -26,6 +27,9 @@ pub struct Report {
     /// One run per `--clients` value, in the order given (maf-sae; empty otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub maf_sae_runs: Vec<MafSaeRunReport>,
+    /// One run per `--clients` value, in the order given (direct-authz; empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub direct_authz_runs: Vec<DirectAuthzRunReport>,
 }
 
 impl Report {
@@ -43,8 +47,59 @@ impl Report {
             .iter()
             .map(|r| r.sae.errors + r.cached.errors)
             .sum();
-        requests + enrolments + associations
+        let authorizations: u64 = self
+            .direct_authz_runs
+            .iter()
+            .map(|r| r.direct.errors + r.cached.errors)
+            .sum();
+        requests + enrolments + associations + authorizations
     }
+}
+
+/// One pass of the direct-authz workload at a given concurrency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectAuthzRunReport {
+    /// Concurrent clients, each on its own connection with the requester's certificate.
+    pub clients: u32,
+    /// AE-ID the requester sent every RETRIEVE from.
+    pub requester: String,
+    /// The DAS the consultation named (`dap`).
+    pub das: String,
+    /// Resource name of the run's `<accessControlPolicy>` (admin only).
+    pub acp: String,
+    /// Resource name of the run's `<dynamicAuthorizationConsultation>`.
+    pub dac: String,
+    /// Containers the run created below the CSEBase: one per request of a phase, plus the
+    /// probe retrieved before the phases.
+    pub containers: u64,
+    /// First RETRIEVEs, as phase [`Phase::Direct`]: each refused by the static ACP, sent to
+    /// the DAS by the CSE and permitted from its answer; `ok` counts 2000 responses.
+    pub direct: PhaseReport,
+    /// Second RETRIEVEs of the same containers, as phase [`Phase::Cached`]: permitted from the
+    /// token and dynamic ACP the CSE kept from the first, without the DAS.
+    pub cached: PhaseReport,
+    /// What happened to the containers, the consultation and the ACP afterwards.
+    pub cleanup: Cleanup,
+    /// Whether this run registered the requester's AE, and what happened to it.
+    pub requester_ae: RequesterAe,
+    /// Connections opened during the whole run, setup and cleanup included (completed TLS
+    /// handshakes, the admin's and the requester's).
+    pub connections: u64,
+}
+
+/// The requester's `<AE>` in a direct-authz run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RequesterAe {
+    /// It was registered already (4105); the run left it as it was.
+    Existing,
+    /// The run registered it.
+    Registered {
+        /// Its resource name.
+        name: String,
+        /// What happened to it afterwards.
+        cleanup: Cleanup,
+    },
 }
 
 /// One pass of the maf-sae workload at a given concurrency.
@@ -143,8 +198,11 @@ pub enum Phase {
     /// Complete MAF-based security associations: MAF Handshake, Key Registration, handshake
     /// with the CSE.
     Sae,
-    /// Handshakes with the CSE under keys it already holds.
+    /// Handshakes with the CSE under keys it already holds (maf-sae); requests decided from
+    /// grants the CSE already holds (direct-authz).
     Cached,
+    /// Requests the CSE decides by asking a DAS (direct dynamic authorization).
+    Direct,
 }
 
 impl fmt::Display for Phase {
@@ -155,6 +213,7 @@ impl fmt::Display for Phase {
             Phase::Enrol => "enrol",
             Phase::Sae => "sae",
             Phase::Cached => "cached",
+            Phase::Direct => "direct",
         })
     }
 }
@@ -247,6 +306,18 @@ impl fmt::Display for Report {
                     )?;
                 }
             }
+            Workload::DirectAuthz => {
+                write!(
+                    f,
+                    "workload {} on {}, {} requests per phase",
+                    self.workload.name(),
+                    self.url,
+                    self.count
+                )?;
+                if let Some(run) = self.direct_authz_runs.first() {
+                    write!(f, " as {} with DAS {}", run.requester, run.das)?;
+                }
+            }
         }
         if let Some(label) = &self.label {
             write!(f, " [{label}]")?;
@@ -261,6 +332,7 @@ impl fmt::Display for Report {
             Workload::W1 => self.fmt_requests(f, label_width),
             Workload::Enrol => self.fmt_enrolments(f, label_width),
             Workload::MafSae => self.fmt_associations(f, label_width),
+            Workload::DirectAuthz => self.fmt_authorizations(f, label_width),
         }
     }
 }
@@ -494,6 +566,108 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The direct-authz table: one row per run and phase (with p90), then failures,
+    /// connections and what became of the run's resources.
+    fn fmt_authorizations(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        label_width: Option<usize>,
+    ) -> fmt::Result {
+        if let Some(w) = label_width {
+            write!(f, "{:<w$}  ", "label")?;
+        }
+        writeln!(
+            f,
+            "{:>7}  {:<6}  {:>7}  {:>6}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>5}",
+            "clients",
+            "phase",
+            "ok",
+            "errors",
+            "elapsed_s",
+            "req/s",
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "max_ms",
+            "conns"
+        )?;
+        for run in &self.direct_authz_runs {
+            for p in [&run.direct, &run.cached] {
+                if let (Some(w), Some(label)) = (label_width, &self.label) {
+                    write!(f, "{label:<w$}  ")?;
+                }
+                write!(
+                    f,
+                    "{:>7}  {:<6}  {:>7}  {:>6}  {:>9.3}  {:>9.1}",
+                    run.clients,
+                    p.phase,
+                    p.ok,
+                    p.errors,
+                    p.elapsed_ms / 1000.0,
+                    p.req_per_s
+                )?;
+                match &p.latency {
+                    Some(l) => write!(
+                        f,
+                        "  {:>8.3}  {:>8.3}  {:>8.3}  {:>8.3}",
+                        l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+                    )?,
+                    None => write!(f, "  {:>8}  {:>8}  {:>8}  {:>8}", "-", "-", "-", "-")?,
+                }
+                writeln!(f, "  {:>5}", p.connections)?;
+            }
+        }
+        for run in &self.direct_authz_runs {
+            for p in [&run.direct, &run.cached] {
+                for e in &p.error_kinds {
+                    write!(
+                        f,
+                        "errors (c={} {}): {} x {}",
+                        run.clients, p.phase, e.count, e.kind
+                    )?;
+                    match &e.example {
+                        Some(example) => writeln!(f, ": {example}")?,
+                        None => writeln!(f)?,
+                    }
+                }
+            }
+        }
+        for run in &self.direct_authz_runs {
+            writeln!(
+                f,
+                "connections (c={}): {} opened in all, setup and cleanup included",
+                run.clients, run.connections
+            )?;
+            write!(
+                f,
+                "cleanup (c={}): {} containers, dac {} and ACP {} ",
+                run.clients, run.containers, run.dac, run.acp
+            )?;
+            match &run.cleanup {
+                Cleanup::Kept => writeln!(f, "kept")?,
+                Cleanup::Deleted => writeln!(f, "deleted")?,
+                Cleanup::DeletedByAdmin => writeln!(f, "deleted by the admin originator")?,
+                Cleanup::Failed { reason } => writeln!(f, "NOT all deleted: {reason}")?,
+            }
+            write!(f, "requester (c={}): AE {} ", run.clients, run.requester)?;
+            match &run.requester_ae {
+                RequesterAe::Existing => writeln!(f, "was registered already, left as it was")?,
+                RequesterAe::Registered { name, cleanup } => {
+                    write!(f, "registered as {name}, ")?;
+                    match cleanup {
+                        Cleanup::Kept => writeln!(f, "kept")?,
+                        Cleanup::Deleted => writeln!(f, "deleted")?,
+                        Cleanup::DeletedByAdmin => writeln!(f, "deleted by the admin originator")?,
+                        Cleanup::Failed { reason } => writeln!(f, "NOT deleted: {reason}")?,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,6 +719,7 @@ mod tests {
             }],
             enrol_runs: vec![],
             maf_sae_runs: vec![],
+            direct_authz_runs: vec![],
         }
     }
 
@@ -580,7 +755,133 @@ mod tests {
                 },
             }],
             maf_sae_runs: vec![],
+            direct_authz_runs: vec![],
         }
+    }
+
+    fn direct_authz_sample() -> Report {
+        let phase = |phase, ok, errors, error_kinds, req_per_s, connections| PhaseReport {
+            phase,
+            ok,
+            errors,
+            error_kinds,
+            elapsed_ms: 1500.0,
+            req_per_s,
+            latency: Some(Latency {
+                p50_ms: 1.5,
+                p90_ms: 2.5,
+                p99_ms: 4.0,
+                max_ms: 9.0,
+            }),
+            connections,
+        };
+        Report {
+            label: None,
+            url: "https://127.0.0.1:8443/cse-in".into(),
+            workload: Workload::DirectAuthz,
+            count: 100,
+            runs: vec![],
+            enrol_runs: vec![],
+            maf_sae_runs: vec![],
+            direct_authz_runs: vec![DirectAuthzRunReport {
+                clients: 8,
+                requester: "Cbench".into(),
+                das: "https://127.0.0.1:8446/das".into(),
+                acp: "bench-acp-1".into(),
+                dac: "bench-dac-1".into(),
+                containers: 101,
+                direct: phase(
+                    Phase::Direct,
+                    99,
+                    1,
+                    vec![ErrorCount {
+                        kind: "HTTP 403 RSC 4103".into(),
+                        count: 1,
+                        example: Some("no privilege".into()),
+                    }],
+                    66.0,
+                    0,
+                ),
+                cached: phase(Phase::Cached, 100, 0, vec![], 1234.56, 0),
+                cleanup: Cleanup::Deleted,
+                requester_ae: RequesterAe::Registered {
+                    name: "bench-1".into(),
+                    cleanup: Cleanup::Deleted,
+                },
+                connections: 17,
+            }],
+        }
+    }
+
+    #[test]
+    fn direct_authz_table_lists_both_phases_and_cleanup() {
+        let report = direct_authz_sample();
+        let text = report.to_string();
+        assert!(
+            text.starts_with(
+                "workload direct-authz on https://127.0.0.1:8443/cse-in, 100 requests per phase \
+                 as Cbench with DAS https://127.0.0.1:8446/das\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("      8  direct       99       1      1.500       66.0     1.500     2.500     4.000     9.000      0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("      8  cached      100       0      1.500     1234.6     1.500     2.500     4.000     9.000      0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("errors (c=8 direct): 1 x HTTP 403 RSC 4103: no privilege"),
+            "{text}"
+        );
+        assert!(
+            text.contains("connections (c=8): 17 opened in all"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "cleanup (c=8): 101 containers, dac bench-dac-1 and ACP bench-acp-1 deleted\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("requester (c=8): AE Cbench registered as bench-1, deleted\n"),
+            "{text}"
+        );
+        assert_eq!(report.errors(), 1);
+
+        let mut existing = report;
+        existing.direct_authz_runs[0].requester_ae = RequesterAe::Existing;
+        existing.direct_authz_runs[0].cleanup = Cleanup::Failed {
+            reason: "1 of 103 deletions failed".into(),
+        };
+        let text = existing.to_string();
+        assert!(
+            text.contains("requester (c=8): AE Cbench was registered already, left as it was"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ACP bench-acp-1 NOT all deleted: 1 of 103 deletions failed"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn direct_authz_json_round_trips() {
+        let report = direct_authz_sample();
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["workload"], "direct-authz");
+        let run = &json["direct_authz_runs"][0];
+        assert_eq!(run["direct"]["phase"], "direct");
+        assert_eq!(run["cached"]["phase"], "cached");
+        assert_eq!(run["cleanup"]["status"], "deleted");
+        assert_eq!(run["requester_ae"]["status"], "registered");
+        assert_eq!(run["requester_ae"]["cleanup"]["status"], "deleted");
+        assert!(json.get("maf_sae_runs").is_none(), "{json}");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
     }
 
     #[test]

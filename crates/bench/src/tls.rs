@@ -156,11 +156,50 @@ fn certificate_config(tls: &TlsArgs) -> Result<ClientConfig, BenchError> {
             "required with --cert: the CA certificate the server certificate must chain to",
         ));
     };
-    let certified = CertifiedKey::from_pem(&read("--cert", cert)?, &read("--key", key)?)
-        .map_err(|e| invalid("--cert/--key", e.to_string()))?;
+    certified_config(&MAIN_CERT, cert, key, ca)
+}
+
+/// The flags a certificate and its key came from, for errors.
+pub(crate) struct CertFlags {
+    pub cert: &'static str,
+    pub key: &'static str,
+    /// Both, as `--cert/--key`, for errors about the pair.
+    pub pair: &'static str,
+}
+
+const MAIN_CERT: CertFlags = CertFlags {
+    cert: "--cert",
+    key: "--key",
+    pair: "--cert/--key",
+};
+
+/// Reads a certificate chain, its key and the CA certificates; errors name `flags`.
+fn certified_config(
+    flags: &CertFlags,
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+) -> Result<ClientConfig, BenchError> {
+    let certified = CertifiedKey::from_pem(&read(flags.cert, cert)?, &read(flags.key, key)?)
+        .map_err(|e| invalid(flags.pair, e.to_string()))?;
     let anchors = TrustAnchors::from_pem(&read("--ca", ca)?)
         .map_err(|e| invalid("--ca", format!("{}: {e}", ca.display())))?;
     Ok(ClientConfig::certificate(certified, anchors))
+}
+
+/// Certificate-mode settings of a second identity of the same run (the requester of
+/// `--workload direct-authz`), checked against the same CA and server name as `--url`'s.
+pub(crate) fn certificate_settings(
+    flags: &CertFlags,
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+    server_name: Option<String>,
+) -> Result<TlsSettings, BenchError> {
+    Ok(TlsSettings {
+        config: certified_config(flags, cert, key, ca)?,
+        server_name,
+    })
 }
 
 /// Opens TCP (nodelay), then runs the channel's client handshake. `Clone` shares the OpenSSL
