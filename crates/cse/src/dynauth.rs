@@ -95,8 +95,11 @@ const MAX_TOKEN_ENTRIES: usize = 100_000;
 pub(crate) struct DynamicState {
     client: OnceLock<Arc<dyn DasClient>>,
     acps: RwLock<HashMap<String, Vec<DynamicAcp>>>,
-    tokens: RwLock<HashMap<(String, String), Vec<Arc<VerifiedToken>>>>,
+    tokens: RwLock<HashMap<HolderTarget, Vec<Arc<VerifiedToken>>>>,
 }
+
+/// (holder, target `ri`).
+type HolderTarget = (String, String);
 
 /// What a DAS granted in one consultation.
 #[derive(Debug, Default, PartialEq)]
