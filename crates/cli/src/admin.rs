@@ -31,6 +31,10 @@ pub enum CredentialCommand {
     ///
     /// The key is sealed with the data folder's master key; its Credential-ID is `12-<KpsaID>`.
     AddPsk(AddPsk),
+    /// Add a pairwiseESPrimKey (TS-0003 §8.4.2 Phase A, provisioned): end-to-end protected
+    /// requests (ESPrim) under this key identifier are taken as coming from the bound AE-ID or
+    /// CSE-ID (an AE of another CSE in SP-relative form, e.g. /id-mn/Cae1).
+    AddEsprim(AddEsprim),
     /// List credentials (never their keys).
     List(DataArg),
     /// Remove a credential by KpsaID or Credential-ID.
@@ -59,6 +63,33 @@ pub struct AddPsk {
     /// The CSE-ID the key authenticates (pre-assigned CSE-ID for CSE registration).
     #[arg(long, value_name = "ID")]
     cse_id: Option<String>,
+}
+
+/// `credential add-esprim`.
+#[derive(Debug, Args)]
+pub struct AddEsprim {
+    #[command(flatten)]
+    data: DataArg,
+    /// The pairwiseESPrimKeyID (`kid` of the ESPrim Objects), `relative@issuer-FQDN`.
+    #[arg(long, value_name = "KID")]
+    kid: String,
+    /// The key, hex; at least 16 bytes.
+    #[arg(long, value_name = "HEX")]
+    key_hex: String,
+    /// The AE-ID the key is associated with (§7.2.2: the inner From must be it).
+    #[arg(
+        long,
+        value_name = "ID",
+        required_unless_present = "cse_id",
+        conflicts_with = "cse_id"
+    )]
+    ae_id: Option<String>,
+    /// The CSE-ID the key is associated with.
+    #[arg(long, value_name = "ID")]
+    cse_id: Option<String>,
+    /// Lifetime of the key (pairwiseESPrimKeyLifetime), seconds [default: no expiry].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..))]
+    valid_secs: Option<i64>,
 }
 
 /// `credential remove`.
@@ -197,6 +228,65 @@ pub async fn credential(cmd: CredentialCommand) -> ExitCode {
             match store.write(move |w| w.put_credential(&record)).await {
                 Ok(()) => {
                     println!("added {id} ({binding} {})", bound_ids.join(", "));
+                    ExitCode::SUCCESS
+                }
+                Err(StoreError::Duplicate(_)) => {
+                    fail(format!("credential {id} exists; remove it first"), 1)
+                }
+                Err(e) => fail(e, 1),
+            }
+        }
+        CredentialCommand::AddEsprim(a) => {
+            if let Err(e) = KpsaId::parse(&a.kid) {
+                return fail(format!("--kid: {e}"), 2);
+            }
+            let key = match key_from_hex(&a.key_hex, "--key-hex") {
+                Ok(k) => k,
+                Err(e) => return fail(e, 2),
+            };
+            let (binding, identity) = match (&a.cse_id, &a.ae_id) {
+                (Some(cse), _) => match CseId::parse(cse) {
+                    Ok(c) => ("cse", c.to_string()),
+                    Err(e) => return fail(format!("--cse-id: {e}"), 2),
+                },
+                (None, Some(ae)) => match ae_ids(std::slice::from_ref(ae), "--ae-id") {
+                    Ok(mut ids) => ("ae", ids.remove(0)),
+                    Err(e) => return fail(e, 2),
+                },
+                (None, None) => return fail("give --ae-id or --cse-id", 2),
+            };
+            let id = match crate::esprim_keys::credential_id(&a.kid) {
+                Ok(id) => id,
+                Err(e) => return fail(e, 2),
+            };
+            let dir = match DataDir::open(&a.data.data) {
+                Ok(d) => d,
+                Err(e) => return fail(e, 1),
+            };
+            let sealed = match dir.sealer().and_then(|s| {
+                s.seal(key.expose_bytes(), id.as_bytes())
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(s) => s,
+                Err(e) => return fail(e, 1),
+            };
+            let now = Timestamp::now();
+            let record = CredentialRecord {
+                id: id.clone(),
+                kind: crate::esprim_keys::KIND.into(),
+                sealed_secret: Some(sealed),
+                binding: binding.into(),
+                bound_ids: vec![identity.clone()],
+                created: now,
+                expires: a.valid_secs.map(|s| now.plus_secs(s)),
+            };
+            let store = match open_store(&dir) {
+                Ok(s) => s,
+                Err(e) => return fail(e, 1),
+            };
+            match store.write(move |w| w.put_credential(&record)).await {
+                Ok(()) => {
+                    println!("added {id} (esprim key of {identity})");
                     ExitCode::SUCCESS
                 }
                 Err(StoreError::Duplicate(_)) => {

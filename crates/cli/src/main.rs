@@ -7,6 +7,8 @@ mod das_client;
 mod das_serve;
 mod datadir;
 mod enrol;
+mod esprim_keys;
+mod forwarder;
 mod maf_admin;
 mod mef_admin;
 mod mef_serve;

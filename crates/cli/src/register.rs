@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use m2mtrust_client::Client;
+use m2mtrust_client::{Client, ClientOptions};
 use m2mtrust_cse::Cse;
 use m2mtrust_model::{Authentication, CseId, Operation, PeerIdentity, Request, ResourceType};
 use serde_json::json;
@@ -55,37 +55,7 @@ async fn register_once(me: &Registree, reg: &RegistrarSection) -> Result<&'stati
     let home = &cfg.home;
     let registrar_id =
         CseId::parse(&reg.cse_id).map_err(|e| Fatal(format!("registrar.cse_id: {e}")))?;
-    let key_hex = reg
-        .psk_key_file
-        .as_ref()
-        .map(|f| format!("@{}", f.display()));
-    let options = match &reg.enrolment {
-        Some(dir) => {
-            let device =
-                crate::enrol::load(dir).map_err(|e| Fatal(format!("registrar.enrolment: {e}")))?;
-            let (kpsa_id, key) = device
-                .psk
-                .ok_or_else(|| Fatal("registrar.enrolment holds no key".into()))?;
-            let mut options =
-                m2mtrust_client::ClientOptions::new(m2mtrust_client::Credential::Psk {
-                    kpsa_id,
-                    key,
-                });
-            if let Some(name) = &reg.server_name {
-                options = options.with_server_name(name);
-            }
-            options
-        }
-        None => crate::request::client_options(
-            reg.psk_id.as_deref(),
-            key_hex.as_deref(),
-            reg.cert.as_deref(),
-            reg.key.as_deref(),
-            reg.ca.as_deref(),
-            reg.server_name.as_deref(),
-        )
-        .map_err(Fatal)?,
-    };
+    let options = registrar_options(reg).map_err(Fatal)?;
     let client = Client::new(&reg.url, options).map_err(|e| Fatal(e.to_string()))?;
     // Step 001: From = our CSE-ID; csi and cb (absolute address of our <CSEBase>).
     let csr = json!({"m2m:csr": {
@@ -159,5 +129,37 @@ async fn register_once(me: &Registree, reg: &RegistrarSection) -> Result<&'stati
             local_resp.status,
             local_resp.debug_message().unwrap_or("")
         ))),
+    }
+}
+
+/// How this CSE authenticates to its registrar: the key `m2mtrust enrol` provisioned
+/// (`registrar.enrolment`), or the PSK or certificate of `[registrar]`. Registration and
+/// forwarding (`forwarder.rs`) use the same kind of security association.
+pub(crate) fn registrar_options(reg: &RegistrarSection) -> Result<ClientOptions, String> {
+    let key_hex = reg
+        .psk_key_file
+        .as_ref()
+        .map(|f| format!("@{}", f.display()));
+    match &reg.enrolment {
+        Some(dir) => {
+            let device =
+                crate::enrol::load(dir).map_err(|e| format!("registrar.enrolment: {e}"))?;
+            let (kpsa_id, key) = device
+                .psk
+                .ok_or_else(|| "registrar.enrolment holds no key".to_string())?;
+            let mut options = ClientOptions::new(m2mtrust_client::Credential::Psk { kpsa_id, key });
+            if let Some(name) = &reg.server_name {
+                options = options.with_server_name(name);
+            }
+            Ok(options)
+        }
+        None => crate::request::client_options(
+            reg.psk_id.as_deref(),
+            key_hex.as_deref(),
+            reg.cert.as_deref(),
+            reg.key.as_deref(),
+            reg.ca.as_deref(),
+            reg.server_name.as_deref(),
+        ),
     }
 }

@@ -138,6 +138,18 @@ pub struct RequestArgs {
     /// Dynamic Authorization Systems to ask (printed as `Token-Request-Info:`).
     #[arg(long)]
     token_request: bool,
+    /// Protect the request end to end (ESPrim, TS-0003 §8.4) under the pairwiseESPrimKey with
+    /// this identifier, so CSEs on the way only forward it; needs --esprim-key-hex.
+    #[arg(long, value_name = "KID", requires = "esprim_key_hex")]
+    esprim_kid: Option<String>,
+    /// The pairwiseESPrimKey, hex (or `@FILE`).
+    #[arg(long, value_name = "HEX", requires = "esprim_kid")]
+    esprim_key_hex: Option<String>,
+    /// The Receiver's `<CSEBase>` the protected request goes to [default: the first two
+    /// segments of an SP-relative target (`/id-in/cse-in`), or the CSEBase of a CSE-relative
+    /// one].
+    #[arg(long, value_name = "TO", requires = "esprim_kid")]
+    esprim_receiver: Option<String>,
     /// A device data folder filled by `m2mtrust enrol`: connect with its enrolment key (TLS-PSK,
     /// psk_identity = KeID) and trust its `pki/ca.pem`; --psk-id/--cert win over it.
     #[arg(long, value_name = "DEVDIR")]
@@ -217,6 +229,39 @@ pub async fn run(args: RequestArgs) -> ExitCode {
     send(&args, options).await
 }
 
+/// The Receiver CSEBase of a target: `/id-in/cse-in` for `/id-in/cse-in/...`, `cse-in` for
+/// `cse-in/...`.
+fn default_receiver(target: &str) -> String {
+    if let Some(rest) = target.strip_prefix('/') {
+        let mut parts = rest.split('/');
+        match (parts.next(), parts.next()) {
+            (Some(cse), Some(base)) => format!("/{cse}/{base}"),
+            _ => target.to_string(),
+        }
+    } else {
+        target.split('/').next().unwrap_or(target).to_string()
+    }
+}
+
+/// A key given as hex or `@FILE` holding hex.
+fn read_key(hex: &str) -> Result<m2mtrust_crypto::SecretKey, String> {
+    let text = match hex.strip_prefix('@') {
+        Some(file) => {
+            String::from_utf8(read(Path::new(file))?).map_err(|_| format!("{file} is not text"))?
+        }
+        None => hex.to_string(),
+    };
+    let text = text.trim();
+    if text.len() < 32 || text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("at least 16 bytes of hex".into());
+    }
+    let bytes: Vec<u8> = (0..text.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect();
+    Ok(m2mtrust_crypto::SecretKey::from_slice(&bytes))
+}
+
 async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
     let usage = |e: String| {
         eprintln!("error: {e}");
@@ -248,13 +293,38 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
     {
         return usage(format!("{:?} needs --content", args.op));
     }
-    let client = match Client::new(&args.to, options) {
+    let path = args.to.splitn(4, '/').nth(3).unwrap_or("").to_string();
+    // End to end, the primitive travels to the Receiver's CSEBase inside a NOTIFY, so the
+    // connection is to the host and the inner target is the primitive form of the path.
+    let esprim = match (&args.esprim_kid, &args.esprim_key_hex) {
+        (Some(kid), Some(hex)) => {
+            let target = match m2mtrust_binding_http::path_to_target(&format!("/{path}")) {
+                Ok(t) => t,
+                Err(e) => return usage(format!("--to: {e}")),
+            };
+            let receiver = match &args.esprim_receiver {
+                Some(r) => r.clone(),
+                None => default_receiver(&target),
+            };
+            let key = match read_key(hex) {
+                Ok(k) => k,
+                Err(e) => return usage(format!("--esprim-key-hex: {e}")),
+            };
+            Some((kid.clone(), key, receiver, target))
+        }
+        _ => None,
+    };
+    let base = match &esprim {
+        Some(_) => args.to.splitn(4, '/').take(3).collect::<Vec<_>>().join("/"),
+        None => args.to.clone(),
+    };
+    let client = match Client::new(&base, options) {
         Ok(c) => c,
         Err(e) => return usage(e.to_string()),
     };
-    let path = args.to.splitn(4, '/').nth(3).unwrap_or("").to_string();
     let from = (!args.from.is_empty()).then(|| args.from.clone());
-    let mut req = Request::new(operation, path, from);
+    let inner_to = esprim.as_ref().map(|e| e.3.clone());
+    let mut req = Request::new(operation, inner_to.unwrap_or(path), from);
     req.request_id = m2mtrust_client::request_id();
     req.resource_type = args.ty.map(ResourceType);
     req.tokens = args.token.clone();
@@ -263,7 +333,19 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
     req.role_ids = args.role_id.clone();
     req.token_request_indicator = args.token_request;
     req.content = content;
-    match client.send(&req).await {
+    let sent = match esprim {
+        Some((kid, key, receiver, _)) => {
+            let originator = m2mtrust_client::esprim::EsPrimOriginator::new(
+                kid,
+                key,
+                args.from.clone(),
+                receiver,
+            );
+            originator.send(&client, &req).await
+        }
+        None => client.send(&req).await,
+    };
+    match sent {
         Ok(resp) => {
             println!("{}", resp.status);
             if let Some(location) = &resp.content_location {

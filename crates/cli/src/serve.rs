@@ -206,6 +206,11 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
         &settings.data,
         home.sp_id.domain(),
     )?);
+    // End-to-end protected requests (ESPrim) under the data folder's pairwiseESPrimKeys.
+    cse.set_esprim_keys(Arc::new(crate::esprim_keys::StoreEsPrimKeys::new(
+        store.clone(),
+        sealer.clone(),
+    )));
     // Dynamic Authorization Systems are consulted as this CSE, with its certificate.
     {
         let (chain, key) = server_identity(&settings, &dir, &sealer, &ca)?;
@@ -223,6 +228,13 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
             settings.cse.das_timeout,
         )));
     }
+    // Requests for other CSEs go to the registrar, or to a <remoteCSE> registered here.
+    cse.set_forwarder(Arc::new(crate::forwarder::CseForwarder::new(
+        settings.registrar.as_ref(),
+        store.clone(),
+        server_identity(&settings, &dir, &sealer, &ca)?,
+        crate::forwarder::trust_anchors_pem(&ca, &settings.trust_anchors)?,
+    )));
     let example = ensure_example_psk(&dir, &sealer, &store, &home).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -58,6 +58,10 @@ pub enum ClientError {
         /// The configured timeout.
         timeout: Duration,
     },
+    /// The Receiver's end-to-end security answer could not be used (TS-0003 §8.4): no rand
+    /// object, an ESPrim Object that does not belong to the session or does not open.
+    #[error("end-to-end security: {0}")]
+    EsPrim(String),
     /// The request primitive cannot be put into an HTTP request.
     #[error("cannot encode the request: {0}")]
     Encode(#[source] m2mtrust_binding_http::ClientError),

@@ -31,6 +31,7 @@
 
 mod conn;
 mod error;
+pub mod esprim;
 mod primitives;
 
 use std::fmt;

@@ -43,6 +43,8 @@ pub struct CseConfig {
     pub das_timeout: std::time::Duration,
     /// Lifetime of a dynamic ACP whose `dynamicACPInfo` names no privileges lifetime.
     pub default_dynamic_acp_secs: i64,
+    /// Lifetime of the receiverESPrimRandObjects this CSE hands out (TS-0003 §8.4.2 B.2e).
+    pub esprim_rand_lifetime_secs: i64,
 }
 
 impl Default for CseConfig {
@@ -69,6 +71,7 @@ impl Default for CseConfig {
             token_issuer_das: std::collections::HashMap::new(),
             das_timeout: std::time::Duration::from_secs(5),
             default_dynamic_acp_secs: 600,
+            esprim_rand_lifetime_secs: 3600,
         }
     }
 }

@@ -14,7 +14,9 @@ mod config;
 mod create;
 pub mod dynauth;
 mod error;
+pub mod esprim;
 mod expiry;
+pub mod forward;
 mod group;
 mod identity;
 mod notify;
@@ -61,6 +63,10 @@ pub struct Cse {
     next_local_token: std::sync::atomic::AtomicU64,
     /// Direct dynamic authorization: the DAS client, dynamic ACPs, tokens from DASs.
     dynamic: dynauth::DynamicState,
+    /// End-to-end security of primitives as Receiver: keys, rand objects, replay memory.
+    esprim: esprim::EsPrimState,
+    /// Carries requests for other CSEs (TS-0001 §8.2); without one they are refused.
+    forwarder: std::sync::OnceLock<Arc<dyn forward::Forwarder>>,
 }
 
 impl std::fmt::Debug for Cse {
@@ -129,6 +135,8 @@ impl Cse {
             local_tokens: RwLock::new(HashMap::new()),
             next_local_token: std::sync::atomic::AtomicU64::new(1),
             dynamic: dynauth::DynamicState::default(),
+            esprim: esprim::EsPrimState::default(),
+            forwarder: std::sync::OnceLock::new(),
         });
         cse.ensure_cse_base().await?;
         let parents = cse.store.read(|r| r.subscribed_parents())?;
@@ -152,10 +160,13 @@ impl Cse {
         let home = &self.cfg.home;
         let name = home.cse_base_name.clone();
         if let Some(mut cb) = self.store.read(|r| r.get_by_srn(&name))? {
-            // The points of access are where this process listens now.
+            // The points of access are where this process listens now; e2eSecInfo is what
+            // this version supports.
             let poa = serde_json::to_value(&self.cfg.poa).unwrap_or_default();
-            if cb.attrs.get("poa") != Some(&poa) {
+            let esi = e2e_sec_info();
+            if cb.attrs.get("poa") != Some(&poa) || cb.attrs.get("esi") != Some(&esi) {
                 cb.attrs.insert("poa".into(), poa);
+                cb.attrs.insert("esi".into(), esi);
                 Self::touch(&mut cb.attrs, Timestamp::now());
                 self.store.write(move |w| w.update(&cb)).await?;
             }
@@ -180,6 +191,7 @@ impl Cse {
             "poa": self.cfg.poa,
             "csz": ["application/json"],
             "srv": ["2a", "3", "4"],
+            "esi": e2e_sec_info(),
         });
         let cb = Resource {
             ty: ResourceType::CSE_BASE,
@@ -263,6 +275,17 @@ impl Cse {
             if !registering {
                 self.check_registered(&ctx)?;
             }
+            // Tokens, Role-IDs and access control of a forwarded request are the hosting CSE's.
+            if matches!(addressed, Addressed::Remote { .. }) {
+                return self.operate(&ctx, addressed).await;
+            }
+            // End-to-end security of primitives (TS-0003 §8.4): securityInfo to <CSEBase>.
+            if req.operation == Operation::Notify
+                && matches!(&addressed, Addressed::Resource(r) if r.ty == ResourceType::CSE_BASE)
+                && let Some(resp) = self.esprim_notify(req, peer).await
+            {
+                return Ok(resp);
+            }
             self.verify_tokens(&mut ctx).await?;
             self.verify_roles(&mut ctx)?;
             let assigned = std::mem::take(&mut ctx.assigned_tokens);
@@ -310,6 +333,7 @@ impl Cse {
             (op, Addressed::Latest(cnt)) => self.edge(ctx, op, cnt, true).await,
             (op, Addressed::Oldest(cnt)) => self.edge(ctx, op, cnt, false).await,
             (_, Addressed::FanOut { group, rest }) => self.fan_out(ctx, group, rest).await,
+            (_, Addressed::Remote { cse }) => self.forward(ctx, &cse).await,
         }
     }
 
@@ -375,6 +399,12 @@ impl Cse {
     pub(crate) fn touch(attrs: &mut Map<String, Value>, now: Timestamp) {
         attrs.insert("lt".into(), Value::String(now.to_onem2m()));
     }
+}
+
+/// `e2eSecInfo` (`esi`) of `<CSEBase>`: the ESPrim SUIDs this CSE supports as Receiver; rand
+/// objects are generated on request (no shared one).
+fn e2e_sec_info() -> Value {
+    json!({ "esf": esprim::SUPPORTED_ESPRIM_SUIDS })
 }
 
 pub(crate) fn bad_request(msg: &str) -> CseError {

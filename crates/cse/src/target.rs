@@ -1,7 +1,7 @@
 //! Resolving `To` to a hosted resource or a virtual resource (TS-0001 §9.3.1, §9.6.27-28 `la`/`ol`,
 //! §9.6.14 `fopt`).
 
-use m2mtrust_model::{Home, Request, Resource, ResourceType, Target};
+use m2mtrust_model::{CseId, Home, Request, Resource, ResourceType, Target};
 use m2mtrust_store::StoreExt;
 
 use crate::error::Result;
@@ -20,6 +20,8 @@ pub(crate) enum Addressed {
     Oldest(Resource),
     /// `<fanOutPoint>` of a group, with the path below it (may be empty).
     FanOut { group: Resource, rest: String },
+    /// A resource of another CSE of this SP, reached by forwarding (TS-0001 §8.2).
+    Remote { cse: CseId },
 }
 
 /// True when the request's target is a structured address (its first local segment is the CSEBase name).
@@ -38,16 +40,21 @@ impl Cse {
         {
             Target::Local(p) => p,
             Target::Remote { sp, cse } => {
-                return Err(CseError::TargetNotReachable(match sp {
-                    Some(sp) => format!(
-                        "target {} is in another service provider domain (//{sp}{cse})",
-                        ctx.req.to
-                    ),
-                    None => format!(
+                return match sp {
+                    Some(sp) if sp != home.sp_id.domain() => {
+                        Err(CseError::TargetNotReachable(format!(
+                            "target {} is in another service provider domain (//{sp}{cse})",
+                            ctx.req.to
+                        )))
+                    }
+                    _ if self.forwards() => Ok(Addressed::Remote {
+                        cse: CseId::parse(&cse).map_err(|e| CseError::BadRequest(e.to_string()))?,
+                    }),
+                    _ => Err(CseError::TargetNotReachable(format!(
                         "target {} is hosted by {cse}, which this CSE does not forward to",
                         ctx.req.to
-                    ),
-                }));
+                    ))),
+                };
             }
         };
         let segments: Vec<&str> = path.split('/').collect();

@@ -99,6 +99,7 @@ const AE: &[Attribute] = &[
     a("rr", "requestReachability", Bool, M, O),
     a("csz", "contentSerialization", StrList, O, O),
     a("srv", "supportedReleaseVersions", StrList, O, O),
+    a("esi", "e2eSecInfo", Object, O, O),
 ];
 
 const CONTAINER: &[Attribute] = &[
@@ -207,6 +208,7 @@ const REMOTE_CSE: &[Attribute] = &[
     a("csz", "contentSerialization", StrList, O, O),
     a("srv", "supportedReleaseVersions", StrList, O, O),
     a("dcse", "descendantCSEs", StrList, O, O),
+    a("esi", "e2eSecInfo", Object, O, O),
 ];
 
 const CSE_BASE: &[Attribute] = &[
@@ -217,6 +219,7 @@ const CSE_BASE: &[Attribute] = &[
     a("nl", "nodeLink", Str, NP, NP),
     a("csz", "contentSerialization", StrList, NP, NP),
     a("srv", "supportedReleaseVersions", StrList, NP, NP),
+    a("esi", "e2eSecInfo", Object, NP, NP),
 ];
 
 /// The resource types this CSE hosts and their specific attributes.

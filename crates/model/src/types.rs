@@ -141,6 +141,22 @@ pub enum ResultContent {
 }
 
 impl ResultContent {
+    /// The wire number.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Nothing => 0,
+            Self::Attributes => 1,
+            Self::HierarchicalAddress => 2,
+            Self::HierarchicalAddressAndAttributes => 3,
+            Self::AttributesAndChildResources => 4,
+            Self::AttributesAndChildResourceReferences => 5,
+            Self::ChildResourceReferences => 6,
+            Self::OriginalResource => 7,
+            Self::ChildResources => 8,
+            Self::ModifiedAttributes => 9,
+        }
+    }
+
     /// Parses the wire number.
     pub fn from_code(code: u64) -> Option<Self> {
         Some(match code {
