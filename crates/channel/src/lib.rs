@@ -5,6 +5,8 @@
 //! - §8.2.2.2 certificate-based SAEF: mutual ECDSA P-256 authentication; the client identity is
 //!   taken from the certificate (CSE-ID or AE-ID certificate, §10.1.1.5/§10.1.1.7) or mapped from
 //!   the Credential-ID (§10.4) through [`Credentials::certificate`].
+//! - §8.7 ESCertKE: [`escertke`], the TLS 1.2 handshake between two end-points carried in four
+//!   messages, yielding a pairwiseE2EKey.
 //! - §10.3.1 key export: [`export_keying_material`] (RFC 5705, 48 bytes, no context) and
 //!   [`KeyingMaterial::split`].
 //!
@@ -53,6 +55,7 @@
 mod client;
 mod config;
 mod error;
+pub mod escertke;
 mod export;
 #[allow(unsafe_code)]
 mod ffi;

@@ -7,6 +7,7 @@ mod das_client;
 mod das_serve;
 mod datadir;
 mod enrol;
+mod escertke;
 mod esprim_keys;
 mod forwarder;
 mod maf_admin;

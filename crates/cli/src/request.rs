@@ -140,7 +140,12 @@ pub struct RequestArgs {
     token_request: bool,
     /// Protect the request end to end (ESPrim, TS-0003 §8.4) under the pairwiseESPrimKey with
     /// this identifier, so CSEs on the way only forward it; needs --esprim-key-hex.
-    #[arg(long, value_name = "KID", requires = "esprim_key_hex")]
+    #[arg(
+        long,
+        value_name = "KID",
+        requires = "esprim_key_hex",
+        group = "end_to_end"
+    )]
     esprim_kid: Option<String>,
     /// The pairwiseESPrimKey, hex (or `@FILE`).
     #[arg(long, value_name = "HEX", requires = "esprim_kid")]
@@ -148,8 +153,19 @@ pub struct RequestArgs {
     /// The Receiver's `<CSEBase>` the protected request goes to [default: the first two
     /// segments of an SP-relative target (`/id-in/cse-in`), or the CSEBase of a CSE-relative
     /// one].
-    #[arg(long, value_name = "TO", requires = "esprim_kid")]
+    #[arg(long, value_name = "TO", requires = "end_to_end")]
     esprim_receiver: Option<String>,
+    /// First establish a pairwiseESPrimKey with the Receiver CSE by ESCertKE (TS-0003 §8.7),
+    /// with the AE-ID or CSE-ID certificate of --cert/--key and the trust anchors of --ca, then
+    /// send the request protected under it. Over plain http:// (development) the certificate
+    /// serves the key establishment only.
+    #[arg(
+        long,
+        group = "end_to_end",
+        requires_all = ["cert", "key", "ca"],
+        conflicts_with_all = ["psk_id", "data"]
+    )]
+    escertke: bool,
     /// A device data folder filled by `m2mtrust enrol`: connect with its enrolment key (TLS-PSK,
     /// psk_identity = KeID) and trust its `pki/ca.pem`; --psk-id/--cert win over it.
     #[arg(long, value_name = "DEVDIR")]
@@ -215,12 +231,14 @@ pub async fn run(args: RequestArgs) -> ExitCode {
         }
         return send(&args, options).await;
     }
+    // ESCertKE over plain http:// (development): the certificate is for the key establishment.
+    let channel_cert = !(args.escertke && args.to.starts_with("http://"));
     let options = match client_options(
         c.psk_id.as_deref(),
         c.key_hex.as_deref(),
-        c.cert.as_deref(),
-        c.key.as_deref(),
-        c.ca.as_deref(),
+        c.cert.as_deref().filter(|_| channel_cert),
+        c.key.as_deref().filter(|_| channel_cert),
+        c.ca.as_deref().filter(|_| channel_cert),
         c.server_name.as_deref(),
     ) {
         Ok(o) => o,
@@ -296,8 +314,8 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
     let path = args.to.splitn(4, '/').nth(3).unwrap_or("").to_string();
     // End to end, the primitive travels to the Receiver's CSEBase inside a NOTIFY, so the
     // connection is to the host and the inner target is the primitive form of the path.
-    let esprim = match (&args.esprim_kid, &args.esprim_key_hex) {
-        (Some(kid), Some(hex)) => {
+    let esprim = match (&args.esprim_kid, &args.esprim_key_hex, args.escertke) {
+        (Some(_), Some(_), _) | (_, _, true) => {
             let target = match m2mtrust_binding_http::path_to_target(&format!("/{path}")) {
                 Ok(t) => t,
                 Err(e) => return usage(format!("--to: {e}")),
@@ -306,11 +324,15 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
                 Some(r) => r.clone(),
                 None => default_receiver(&target),
             };
-            let key = match read_key(hex) {
-                Ok(k) => k,
-                Err(e) => return usage(format!("--esprim-key-hex: {e}")),
+            // The pairwise key: given, or established below by ESCertKE.
+            let given = match (&args.esprim_kid, &args.esprim_key_hex) {
+                (Some(kid), Some(hex)) => match read_key(hex) {
+                    Ok(k) => Some((kid.clone(), k)),
+                    Err(e) => return usage(format!("--esprim-key-hex: {e}")),
+                },
+                _ => None,
             };
-            Some((kid.clone(), key, receiver, target))
+            Some((given, receiver, target))
         }
         _ => None,
     };
@@ -321,6 +343,33 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
     let client = match Client::new(&base, options) {
         Ok(c) => c,
         Err(e) => return usage(e.to_string()),
+    };
+    let esprim = match esprim {
+        Some((Some((kid, key)), receiver, target)) => Some((kid, key, receiver, target)),
+        Some((None, receiver, target)) => {
+            let c = &args.credentials;
+            let (Some(cert), Some(key), Some(ca)) = (&c.cert, &c.key, &c.ca) else {
+                return usage("--escertke needs --cert, --key and --ca".into());
+            };
+            let initiator = match crate::escertke::initiator(cert, key, ca, &receiver) {
+                Ok(i) => i,
+                Err(e) => return usage(e),
+            };
+            let established =
+                m2mtrust_client::escertke::establish(&client, &receiver, &args.from, initiator)
+                    .await;
+            match established {
+                Ok(e) => {
+                    eprintln!("ESCertKE: pairwise key {}", e.kid);
+                    Some((e.kid, e.key, receiver, target))
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        None => None,
     };
     let from = (!args.from.is_empty()).then(|| args.from.clone());
     let inner_to = esprim.as_ref().map(|e| e.3.clone());

@@ -211,6 +211,15 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
         store.clone(),
         sealer.clone(),
     )));
+    // ESCertKE (TS-0003 §8.7): this CSE is a Terminating End-Point with its own certificate; the
+    // pairwise keys it establishes join the pairwiseESPrimKeys above.
+    cse.set_escertke(crate::escertke::CseTerminator::build(
+        &settings,
+        server_identity(&settings, &dir, &sealer, &ca)?,
+        &ca,
+        store.clone(),
+        sealer.clone(),
+    )?);
     // Dynamic Authorization Systems are consulted as this CSE, with its certificate.
     {
         let (chain, key) = server_identity(&settings, &dir, &sealer, &ca)?;

@@ -62,6 +62,10 @@ pub enum ClientError {
     /// object, an ESPrim Object that does not belong to the session or does not open.
     #[error("end-to-end security: {0}")]
     EsPrim(String),
+    /// The ESCertKE Procedure (TS-0003 §8.7) failed: the Terminating End-Point refused a
+    /// message, or its answer did not verify here (certificate, identity, Finished).
+    #[error("ESCertKE: {0}")]
+    EsCertKe(String),
     /// The request primitive cannot be put into an HTTP request.
     #[error("cannot encode the request: {0}")]
     Encode(#[source] m2mtrust_binding_http::ClientError),

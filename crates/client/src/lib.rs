@@ -31,6 +31,7 @@
 
 mod conn;
 mod error;
+pub mod escertke;
 pub mod esdata;
 pub mod esprim;
 mod primitives;

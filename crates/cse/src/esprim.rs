@@ -9,11 +9,22 @@
 //!   authenticated by that key — through the same access control as any request. The inner
 //!   response goes back protected with the same session key (step C.8), as type 5.
 //!
+//! - type 6 (ESCertKE Message, TS-0003 §8.7) carries a flight of the certificate-based key
+//!   establishment: message 1 or 3 in the request, message 2 or 4 in the response. The CSE is the
+//!   Terminating End-Point through an [`EsCertKeTerminator`]; the TLS work and the keys it yields
+//!   (pairwiseESPrimKeys for later type 5 objects) stay outside this crate.
+//!
 //! Failures of the ESPrim layer are unsecured outer responses with the RSCs 4111-4116, 5210,
 //! 5211 (TS-0004 Table 7.6.2-1); failures of the inner request are protected inner responses.
+//! Refused ESCertKE Messages are unsecured responses with the codes of [`EsCertKeRefusal::rsc`].
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 use chrono::{DateTime, Utc};
 use m2mtrust_crypto::SecretKey;
@@ -36,6 +47,8 @@ pub const SIT_RAND_REQUEST: u64 = 3;
 pub const SIT_RAND_RESPONSE: u64 = 4;
 /// `securityInfoType` 5: ESPrim Object.
 pub const SIT_ESPRIM_OBJECT: u64 = 5;
+/// `securityInfoType` 6: ESCertKE Message (`escertkeMessage`, short name `eckm`).
+pub const SIT_ESCERTKE_MESSAGE: u64 = 6;
 
 /// Media type (`cty`) of an inner request and an inner response.
 pub const CTY_REQUEST: &str = "vnd.onem2m-preq+json";
@@ -43,8 +56,12 @@ pub const CTY_REQUEST: &str = "vnd.onem2m-preq+json";
 pub const CTY_RESPONSE: &str = "vnd.onem2m-prsp+json";
 
 /// The SUIDs this CSE advertises in `e2eSecInfo.supportedE2ESecFeatures`: ESPrim with a
-/// pre-provisioned key (13), one provisioned by a RSPF (23), or distributed by a MAF (33).
-pub const SUPPORTED_ESPRIM_SUIDS: [u64; 3] = [13, 23, 33];
+/// pre-provisioned key (13), one provisioned by a RSPF (23), distributed by a MAF (33), or
+/// established from certificates by ESCertKE (43).
+pub const SUPPORTED_ESPRIM_SUIDS: [u64; 4] = [13, 23, 33, 43];
+
+/// The longest `eckm` accepted (base64 characters); ESCertKE Messages are a few KiB.
+const MAX_ESCERTKE_MESSAGE_B64: usize = 64 * 1024;
 
 /// Receiver rand objects remembered at most (each about 200 bytes).
 const MAX_RECEIVER_OBJECTS: usize = 100_000;
@@ -70,9 +87,56 @@ pub trait EsPrimKeys: Send + Sync {
     fn pairwise(&self, kid: &str) -> Option<PairwiseKey>;
 }
 
+/// Why the Terminating End-Point refused an ESCertKE Message. The variant picks the Response
+/// Status Code ([`EsCertKeRefusal::rsc`]); the text goes to the Initiator, except for
+/// [`EsCertKeRefusal::Internal`], whose detail is only logged.
+#[derive(Debug, thiserror::Error)]
+pub enum EsCertKeRefusal {
+    /// Not an ESCertKE Message, the wrong message, or message 3 without a handshake in progress
+    /// for this `From`: 4000.
+    #[error("{0}")]
+    Malformed(String),
+    /// Nothing in the message this end-point supports (TLS version, cipher suites): 4111.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The Initiator was not authenticated: its certificate or identity was refused, or its
+    /// Finished did not verify: 4103.
+    #[error("{0}")]
+    Refused(String),
+    /// A local failure (storage, too many handshakes in progress): 5000.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EsCertKeRefusal {
+    /// The Response Status Code of the refusal.
+    pub fn rsc(&self) -> Rsc {
+        match self {
+            Self::Malformed(_) => Rsc::BAD_REQUEST,
+            Self::Unsupported(_) => Rsc::ESPRIM_UNSUPPORTED_OPTION,
+            Self::Refused(_) => Rsc::ORIGINATOR_HAS_NO_PRIVILEGE,
+            Self::Internal(_) => Rsc::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The Terminating End-Point of ESCertKE (TS-0003 §8.7.2.2). It takes message 1 or message 3
+/// from the Initiator named `from` (the canonical originator of the outer NOTIFY) and returns
+/// message 2 or message 4. It correlates message 3 with message 1 by `from`, and keeps the key
+/// a successful procedure yields so that [`EsPrimKeys`] finds it.
+pub trait EsCertKeTerminator: Send + Sync {
+    /// Processes one ESCertKE Message.
+    fn respond(
+        &self,
+        from: String,
+        message: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, EsCertKeRefusal>> + Send>>;
+}
+
 /// The Receiver's ESPrim state.
 pub(crate) struct EsPrimState {
     keys: OnceLock<Arc<dyn EsPrimKeys>>,
+    escertke: OnceLock<Arc<dyn EsCertKeTerminator>>,
     receivers: Mutex<HashMap<String, ReceiverEsPrimRandObject>>,
     /// Originator rand objects by (`kid`, `esri`).
     originators: Mutex<HashMap<(String, String), OriginatorEsPrimRandObject>>,
@@ -83,6 +147,7 @@ impl Default for EsPrimState {
     fn default() -> Self {
         Self {
             keys: OnceLock::new(),
+            escertke: OnceLock::new(),
             receivers: Mutex::new(HashMap::new()),
             originators: Mutex::new(HashMap::new()),
             replay: Mutex::new(ReplayGuard::new(REPLAY_CAPACITY)),
@@ -106,12 +171,18 @@ impl Cse {
         let _ = self.esprim.keys.set(keys);
     }
 
+    /// Installs the ESCertKE Terminating End-Point; without it, ESCertKE Messages are refused
+    /// with 4111.
+    pub fn set_escertke(&self, terminator: Arc<dyn EsCertKeTerminator>) {
+        let _ = self.esprim.escertke.set(terminator);
+    }
+
     /// Whether this CSE takes ESPrim Objects.
     pub(crate) fn esprim_enabled(&self) -> bool {
         self.esprim.keys.get().is_some()
     }
 
-    /// A NOTIFY to `<CSEBase>` carrying `m2m:seci` of type 3 or 5; `None` for any other
+    /// A NOTIFY to `<CSEBase>` carrying `m2m:seci` of type 3, 5 or 6; `None` for any other
     /// content (the caller goes on as usual).
     pub(crate) async fn esprim_notify(
         &self,
@@ -132,7 +203,53 @@ impl Cse {
                 };
                 Some(self.open_esprim(epo, req, peer, now).await)
             }
+            SIT_ESCERTKE_MESSAGE => Some(self.escertke_message(seci, req, peer).await),
             _ => None,
+        }
+    }
+
+    /// TS-0003 §8.7.2.2 C.1c/C.1g at the Terminating End-Point: message 1 or 3 in, message 2
+    /// or 4 out, each base64 in `eckm`.
+    async fn escertke_message(&self, info: &Value, req: &Request, peer: &PeerIdentity) -> Response {
+        let Some(terminator) = self.esprim.escertke.get() else {
+            return Response::error(
+                Rsc::ESPRIM_UNSUPPORTED_OPTION,
+                "this CSE is not an ESCertKE Terminating End-Point",
+            );
+        };
+        let Some(eckm) = info.get("eckm").and_then(Value::as_str) else {
+            return Response::error(
+                Rsc::BAD_REQUEST,
+                "securityInfo type 6 needs an escertkeMessage (eckm)",
+            );
+        };
+        if eckm.len() > MAX_ESCERTKE_MESSAGE_B64 {
+            return Response::error(Rsc::BAD_REQUEST, "the ESCertKE Message is too long");
+        }
+        let Ok(message) = BASE64.decode(eckm) else {
+            return Response::error(Rsc::BAD_REQUEST, "eckm is not base64");
+        };
+        // The Initiator's identity, for correlating message 3 with message 1; the dispatcher
+        // has already checked it against the connection.
+        let Some(from) = req
+            .from
+            .as_deref()
+            .and_then(|f| Originator::parse(f, self.home()).ok())
+            .map(|o| o.canonical())
+        else {
+            return Response::error(Rsc::BAD_REQUEST, "an ESCertKE Message needs a From");
+        };
+        let peer_addr = peer.addr.map(|a| a.to_string()).unwrap_or_default();
+        match terminator.respond(from.clone(), message).await {
+            Ok(reply) => seci(json!({"sit": SIT_ESCERTKE_MESSAGE, "eckm": BASE64.encode(reply)})),
+            Err(refusal) => {
+                tracing::warn!(target: "audit", event = "escertke_refused", from = %from, peer = %peer_addr, rsc = refusal.rsc().0, detail = %refusal, "ESCertKE Message refused");
+                let message = match &refusal {
+                    EsCertKeRefusal::Internal(_) => "internal error".to_string(),
+                    other => other.to_string(),
+                };
+                Response::error(refusal.rsc(), message)
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use m2mtrust_crypto::esprim::{
     EsPrimHeader, EsPrimObject, EsPrimProtocolAndAlgId, EsPrimRandId, EsPrimRandValue,
     OriginatorEsPrimRandObject, ReceiverEsPrimRandObject, SessionKey,
 };
-use m2mtrust_cse::esprim::{EsPrimKeys, PairwiseKey};
+use m2mtrust_cse::esprim::{EsCertKeRefusal, EsCertKeTerminator, EsPrimKeys, PairwiseKey};
 use m2mtrust_cse::{Cse, CseConfig, Notifier};
 use m2mtrust_model::{
     Authentication, Operation, PeerIdentity, Request, ResourceType, Response, ResponseStatusCode,
@@ -329,5 +329,69 @@ async fn the_cse_base_advertises_esprim_support() {
     let mut r = Request::new(Operation::Retrieve, "cse-in", Some("CAdmin".into()));
     r.request_id = "cb".into();
     let cb = f.cse.handle(r, peer("CAdmin")).await.content.unwrap();
-    assert_eq!(cb["m2m:cb"]["esi"]["esf"], json!([13, 23, 33]));
+    assert_eq!(cb["m2m:cb"]["esi"]["esf"], json!([13, 23, 33, 43]));
+}
+
+/// A stand-in Terminating End-Point: echoes the message reversed with the From in front,
+/// refuses `refuse`, fails on `fail`.
+struct EchoTerminator;
+
+impl EsCertKeTerminator for EchoTerminator {
+    fn respond(
+        &self,
+        from: String,
+        message: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, EsCertKeRefusal>> + Send>>
+    {
+        Box::pin(async move {
+            match message.as_slice() {
+                b"refuse" => Err(EsCertKeRefusal::Refused("certificate untrusted".into())),
+                b"fail" => Err(EsCertKeRefusal::Internal("disk on fire".into())),
+                _ => {
+                    let mut out = from.into_bytes();
+                    out.push(b':');
+                    out.extend(message.iter().rev());
+                    Ok(out)
+                }
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn escertke_messages_reach_the_terminator() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let f = fixture().await;
+    let msg = |m: &[u8]| json!({"sit": 6, "eckm": b64.encode(m)});
+    // Without a Terminating End-Point: 4111.
+    let resp = f.cse.handle(outer("Cae1", msg(b"abc")), peer("Cae1")).await;
+    assert_eq!(resp.status, ResponseStatusCode::ESPRIM_UNSUPPORTED_OPTION);
+    f.cse.set_escertke(Arc::new(EchoTerminator));
+    let resp = f.cse.handle(outer("Cae1", msg(b"abc")), peer("Cae1")).await;
+    assert_eq!(resp.status, ResponseStatusCode::OK);
+    let seci = &resp.content.unwrap()["m2m:seci"];
+    assert_eq!(seci["sit"], json!(6));
+    let back = b64.decode(seci["eckm"].as_str().unwrap()).unwrap();
+    assert_eq!(back, b"Cae1:cba");
+    // Refusals keep their codes; an internal failure shows no detail.
+    let resp = f
+        .cse
+        .handle(outer("Cae1", msg(b"refuse")), peer("Cae1"))
+        .await;
+    assert_eq!(resp.status, ResponseStatusCode::ORIGINATOR_HAS_NO_PRIVILEGE);
+    let resp = f
+        .cse
+        .handle(outer("Cae1", msg(b"fail")), peer("Cae1"))
+        .await;
+    assert_eq!(resp.status, ResponseStatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!format!("{:?}", resp.content).contains("fire"));
+    // No eckm, or not base64: 4000.
+    for bad in [json!({"sit": 6}), json!({"sit": 6, "eckm": "%%%"})] {
+        let resp = f.cse.handle(outer("Cae1", bad), peer("Cae1")).await;
+        assert_eq!(resp.status, ResponseStatusCode::BAD_REQUEST);
+    }
+    // The From must be the connection's identity, as for any request.
+    let resp = f.cse.handle(outer("Cae2", msg(b"abc")), peer("Cae1")).await;
+    assert!(!resp.status.is_success());
 }
