@@ -346,6 +346,36 @@ pub struct RegisterKeyArgs {
     /// With --km-id: the administrating stakeholder the client registered with.
     #[arg(long, value_name = "FQDN", default_value = "m2mtrust.example")]
     admin_fqdn: String,
+    /// What the key is for: `saef` (SUID 32, a TLS-PSK association with the target; kept in
+    /// `maf-key.json` for `request --use-maf-key`) or `esprim` (SUID 33, end-to-end security
+    /// of primitives with the target; kept in `maf-esprim-key.json` for `request --esprim-maf`).
+    #[arg(long, value_enum, default_value = "saef")]
+    usage: MafKeyUsage,
+}
+
+/// The use of a MAF-distributed key (its Security Usage Identifier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MafKeyUsage {
+    /// SUID 32: security association establishment.
+    Saef,
+    /// SUID 33: ESPrim; the pairwiseESPrimKey is derived from the key.
+    Esprim,
+}
+
+impl MafKeyUsage {
+    fn suid(self) -> u16 {
+        match self {
+            Self::Saef => m2mtrust_maf::MAF_SAEF_SUID as u16,
+            Self::Esprim => m2mtrust_maf::MAF_ESPRIM_SUID as u16,
+        }
+    }
+
+    fn file(self) -> &'static str {
+        match self {
+            Self::Saef => "maf-key.json",
+            Self::Esprim => "maf-esprim-key.json",
+        }
+    }
 }
 
 /// What `maf-key.json` holds: the MAF-distributed key for the target (Kc) and its Key
@@ -463,7 +493,7 @@ async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), 
         admin_fqdn: admin,
         expiration: chrono::Utc::now() + chrono::Duration::seconds(i64::from(args.valid_secs)),
         labels: None,
-        suid: Suid(m2mtrust_maf::MAF_SAEF_SUID as u16),
+        suid: Suid(args.usage.suid()),
         target_ids: vec![args.target.clone()],
     };
     let registered = session::maf_register_key(conn, &maf, &request, KeyValue::Exported(export))
@@ -490,13 +520,34 @@ async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), 
         sealed_key: B64.encode(sealed),
     };
     let json = serde_json::to_vec_pretty(&record).map_err(|e| runtime(e.to_string()))?;
-    write_private(&args.data.join("maf-key.json"), &json).map_err(runtime)?;
+    write_private(&args.data.join(args.usage.file()), &json).map_err(runtime)?;
     Ok((kid, exp))
+}
+
+/// The MAF-distributed key for end-to-end security stored by `maf register-key --usage
+/// esprim`: (Key Identifier, Kc).
+pub fn load_maf_esprim_key(root: &Path) -> Result<(KpsaId, m2mtrust_crypto::SecretKey), String> {
+    let (kid, key) = load_stored_maf_key(root, MafKeyUsage::Esprim)?;
+    Ok((
+        kid,
+        m2mtrust_crypto::SecretKey::from_slice(key.expose_bytes()),
+    ))
 }
 
 /// The MAF-distributed key stored by `maf register-key`: (Key Identifier, Kc).
 pub fn load_maf_key(root: &Path) -> Result<(KpsaId, PskKey), String> {
-    let path = root.join("maf-key.json");
+    let (kid, key) = load_stored_maf_key(root, MafKeyUsage::Saef)?;
+    Ok((
+        kid,
+        PskKey::new(key.expose_bytes().to_vec()).map_err(|e| e.to_string())?,
+    ))
+}
+
+fn load_stored_maf_key(
+    root: &Path,
+    usage: MafKeyUsage,
+) -> Result<(KpsaId, m2mtrust_crypto::SecretKey), String> {
+    let path = root.join(usage.file());
     let stored: StoredMafKey =
         serde_json::from_slice(&read(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
     let sealer =
@@ -511,6 +562,6 @@ pub fn load_maf_key(root: &Path) -> Result<(KpsaId, PskKey), String> {
         .map_err(|e| format!("{}: keyIdentifier: {e}", path.display()))?;
     Ok((
         kid,
-        PskKey::new(key.expose_bytes().to_vec()).map_err(|e| e.to_string())?,
+        m2mtrust_crypto::SecretKey::from_slice(key.expose_bytes()),
     ))
 }

@@ -1,11 +1,16 @@
 //! pairwiseESPrimKeys of the data folder (TS-0003 §8.4.2 Phase A, provisioned framework): the
 //! credential table's `13-<pairwiseESPrimKeyID>` records (kind `esprim`, key sealed, bound to
-//! the AE-ID or CSE-ID the key authenticates), added with `m2mtrust credential add-esprim`.
+//! the AE-ID or CSE-ID the key authenticates), added with `m2mtrust credential add-esprim` or
+//! established by ESCertKE; and (MAF framework) keys named by a Key Identifier of the MAF,
+//! retrieved from it on first use (§8.8.2.8, SUID 33), the pairwiseESPrimKey derived from Kc and
+//! kept as such a record until Kc expires.
 
 use std::sync::Arc;
 
-use m2mtrust_crypto::{CredentialId, CredentialTypeId, Sealer, SecretKey};
+use m2mtrust_crypto::esprim::{KC_PAIRWISE_LABEL, derive_pairwise_key_from_kc};
+use m2mtrust_crypto::{CredentialId, CredentialTypeId, KpsaId, Sealer, SecretKey};
 use m2mtrust_cse::esprim::{EsPrimKeys, PairwiseKey};
+use m2mtrust_mef::remote::RemoteMef;
 use m2mtrust_store::{Store, StoreExt};
 
 /// The credential kind of a pairwiseESPrimKey record.
@@ -18,16 +23,90 @@ pub fn credential_id(kid: &str) -> Result<String, String> {
         .map_err(|e| format!("pairwiseESPrimKeyID {kid:?}: {e}"))
 }
 
-/// Keys from the credential table.
+/// Keys from the credential table, and from the MAF.
 pub struct StoreEsPrimKeys {
     store: Arc<dyn Store>,
     sealer: Arc<Sealer>,
+    maf: Option<Arc<RemoteMef>>,
 }
 
 impl StoreEsPrimKeys {
     /// Keys of `store`, unsealed with `sealer`.
     pub fn new(store: Arc<dyn Store>, sealer: Arc<Sealer>) -> Self {
-        Self { store, sealer }
+        Self {
+            store,
+            sealer,
+            maf: None,
+        }
+    }
+
+    /// Also retrieve keys named by Key Identifiers of `maf` from it.
+    pub fn with_maf(mut self, maf: Arc<RemoteMef>) -> Self {
+        self.maf = Some(maf);
+        self
+    }
+
+    /// MAF Key Retrieval of `kid` for ESPrim: Kc for SUID 33, unexpired, registered by a
+    /// client known by one AE-ID or CSE-ID; the pairwise key derived and kept.
+    fn retrieve_from_maf(&self, kid: &str, id: &str) -> Option<PairwiseKey> {
+        let maf = self.maf.as_ref()?;
+        let key_id = KpsaId::parse(kid).ok()?;
+        if !maf.issues(&key_id) {
+            return None;
+        }
+        let fetched = match maf.retrieve_key_blocking(&key_id) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::info!(target: "audit", event = "esprim_key_retrieval_failed", kid, reason = %e);
+                return None;
+            }
+        };
+        let now = chrono::Utc::now();
+        if fetched.suid != Some(m2mtrust_maf::MAF_ESPRIM_SUID)
+            || fetched.expires.is_some_and(|e| e <= now)
+        {
+            tracing::info!(target: "audit", event = "esprim_key_refused", kid, suid = ?fetched.suid, "not an unexpired ESPrim key");
+            return None;
+        }
+        let identity = match fetched.enrolee_id.as_slice() {
+            [one] if one.starts_with(['/', 'C', 'S']) => one.clone(),
+            _ => {
+                tracing::info!(target: "audit", event = "esprim_key_refused", kid, "the key's client is not one AE-ID or CSE-ID");
+                return None;
+            }
+        };
+        let key = derive_pairwise_key_from_kc(&fetched.key, KC_PAIRWISE_LABEL).ok()?;
+        let expires = fetched
+            .expires
+            .map(|t| m2mtrust_model::Timestamp(t.timestamp_micros()));
+        if let Ok(sealed) = self.sealer.seal(key.expose_bytes(), id.as_bytes()) {
+            let record = m2mtrust_store::CredentialRecord {
+                id: id.to_owned(),
+                kind: KIND.into(),
+                sealed_secret: Some(sealed),
+                binding: if identity.starts_with('/') && !identity[1..].contains('/') {
+                    "cse".into()
+                } else {
+                    "ae".into()
+                },
+                bound_ids: vec![identity.clone()],
+                created: m2mtrust_model::Timestamp::now(),
+                expires,
+            };
+            let store = self.store.clone();
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    if let Err(e) = store.write(move |w| w.put_credential(&record)).await {
+                        tracing::warn!(error = %e, "cannot keep a retrieved ESPrim key");
+                    }
+                });
+            }
+        }
+        Some(PairwiseKey {
+            key,
+            identity,
+            not_after: fetched.expires,
+        })
     }
 }
 
@@ -36,7 +115,8 @@ impl EsPrimKeys for StoreEsPrimKeys {
         let id = credential_id(kid).ok()?;
         let record = match self.store.read(|r| r.credential(&id)) {
             Ok(Some(r)) if r.kind == KIND => r,
-            Ok(_) => return None,
+            Ok(Some(_)) => return None,
+            Ok(None) => return self.retrieve_from_maf(kid, &id),
             Err(e) => {
                 tracing::error!(error = %e, credential = %id, "cannot read credential");
                 return None;

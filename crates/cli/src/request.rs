@@ -177,6 +177,11 @@ pub struct RequestArgs {
     /// (psk_identity = its Key Identifier; MAF-based SAEF, TS-0003 §8.2.2.3).
     #[arg(long, requires = "data")]
     use_maf_key: bool,
+    /// With --data: protect the request end to end under the pairwiseESPrimKey derived from
+    /// the MAF-distributed key of `m2mtrust maf register-key --usage esprim` (kid = its Key
+    /// Identifier, from which the Receiver retrieves the key at the MAF; TS-0003 §8.4.2).
+    #[arg(long, requires = "data", conflicts_with_all = ["esprim_kid", "escertke"])]
+    esprim_maf: bool,
 }
 
 /// Runs `m2mtrust request`: exit 0 for a success RSC, 1 otherwise, 2 for bad usage.
@@ -315,6 +320,29 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
     // End to end, the primitive travels to the Receiver's CSEBase inside a NOTIFY, so the
     // connection is to the host and the inner target is the primitive form of the path.
     let esprim = match (&args.esprim_kid, &args.esprim_key_hex, args.escertke) {
+        _ if args.esprim_maf => {
+            let target = match m2mtrust_binding_http::path_to_target(&format!("/{path}")) {
+                Ok(t) => t,
+                Err(e) => return usage(format!("--to: {e}")),
+            };
+            let receiver = match &args.esprim_receiver {
+                Some(r) => r.clone(),
+                None => default_receiver(&target),
+            };
+            let dir = args.data.as_deref().unwrap_or(Path::new("."));
+            let (kid, kc) = match crate::enrol::load_maf_esprim_key(dir) {
+                Ok(k) => k,
+                Err(e) => return usage(format!("--esprim-maf: {e}")),
+            };
+            let pairwise = match m2mtrust_crypto::esprim::derive_pairwise_key_from_kc(
+                &kc,
+                m2mtrust_crypto::esprim::KC_PAIRWISE_LABEL,
+            ) {
+                Ok(k) => k,
+                Err(e) => return usage(format!("--esprim-maf: {e}")),
+            };
+            Some((Some((kid.to_string(), pairwise)), receiver, target))
+        }
         (Some(_), Some(_), _) | (_, _, true) => {
             let target = match m2mtrust_binding_http::path_to_target(&format!("/{path}")) {
                 Ok(t) => t,

@@ -207,10 +207,12 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
         home.sp_id.domain(),
     )?);
     // End-to-end protected requests (ESPrim) under the data folder's pairwiseESPrimKeys.
-    cse.set_esprim_keys(Arc::new(crate::esprim_keys::StoreEsPrimKeys::new(
-        store.clone(),
-        sealer.clone(),
-    )));
+    // Keys named by a Key Identifier of the MAF are retrieved from it (MAF framework).
+    let mut esprim_keys = crate::esprim_keys::StoreEsPrimKeys::new(store.clone(), sealer.clone());
+    if let Some(maf) = maf_retriever(&settings, &dir, &sealer, &ca, local_maf.as_ref())? {
+        esprim_keys = esprim_keys.with_maf(maf);
+    }
+    cse.set_esprim_keys(Arc::new(esprim_keys));
     // ESCertKE (TS-0003 §8.7): this CSE is a Terminating End-Point with its own certificate; the
     // pairwise keys it establishes join the pairwiseESPrimKeys above.
     cse.set_escertke(crate::escertke::CseTerminator::build(
@@ -486,22 +488,50 @@ pub(crate) fn tls_acceptor(
         credentials =
             credentials.with_remote_mef(function(remote.addr.clone(), remote.fqdn.clone(), trust)?);
     }
-    match (local_maf, &settings.remote_maf) {
-        // Entity B of the MAF-based SAEF: the MAF next to this CSE trusts the data folder's CA.
-        (Some((addr, fqdn)), _) => {
-            let trust = TrustAnchors::from_pem(ca.cert_pem().as_bytes())
-                .map_err(|e| format!("development CA: {e}"))?;
-            credentials = credentials.with_maf(function(addr.to_string(), fqdn.clone(), trust)?);
-        }
-        (None, Some(remote)) => {
-            let trust = remote_trust(&remote.ca, "maf.remote_ca")?;
-            credentials =
-                credentials.with_maf(function(remote.addr.clone(), remote.fqdn.clone(), trust)?);
-        }
-        (None, None) => {}
+    if let Some(maf) = maf_retriever(settings, dir, sealer, ca, local_maf)? {
+        credentials = credentials.with_maf(maf);
     }
     m2mtrust_channel::TlsAcceptor::new(config, Arc::new(credentials))
         .map_err(|e| format!("TLS: {e}"))
+}
+
+/// The MAF this CSE retrieves MAF-distributed keys from (TS-0003 §8.8.2.8), authenticated by
+/// its own certificate: the MAF next to it (which trusts the data folder's CA), or the remote
+/// one of `[maf] remote_url`.
+fn maf_retriever(
+    settings: &Settings,
+    dir: &DataDir,
+    sealer: &Arc<m2mtrust_crypto::Sealer>,
+    ca: &m2mtrust_crypto::DevCa,
+    local_maf: Option<&(std::net::SocketAddr, String)>,
+) -> Result<Option<Arc<m2mtrust_mef::remote::RemoteMef>>, String> {
+    use m2mtrust_channel::{CertifiedKey, TrustAnchors};
+    let (addr, fqdn, trust) = match (local_maf, &settings.remote_maf) {
+        (Some((addr, fqdn)), _) => (
+            addr.to_string(),
+            fqdn.clone(),
+            TrustAnchors::from_pem(ca.cert_pem().as_bytes())
+                .map_err(|e| format!("development CA: {e}"))?,
+        ),
+        (None, Some(remote)) => {
+            let pem = std::fs::read(&remote.ca)
+                .map_err(|e| format!("maf.remote_ca: {}: {e}", remote.ca.display()))?;
+            let trust = TrustAnchors::from_pem(&pem)
+                .map_err(|e| format!("maf.remote_ca: {}: {e}", remote.ca.display()))?;
+            (remote.addr.clone(), remote.fqdn.clone(), trust)
+        }
+        (None, None) => return Ok(None),
+    };
+    let (chain, key) = server_identity(settings, dir, sealer, ca)?;
+    let me = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
+        .map_err(|e| format!("server certificate: {e}"))?;
+    Ok(Some(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
+        addr,
+        fqdn,
+        me,
+        trust,
+        std::time::Duration::from_secs(5),
+    ))))
 }
 
 /// The CSE's certificate chain and key: `https.certificate`/`https.private_key`, or the one the

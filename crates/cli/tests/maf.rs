@@ -504,3 +504,70 @@ fn standalone_maf_and_a_cse_that_retrieves_from_it() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"aei\": \"Cgw10\""), "{out}");
 }
+
+/// ESPrim with a MAF-distributed key (TS-0003 §8.4.2 Phase A, MAF framework; SUID 33): the
+/// device registers a key for the IN-CSE at the MAF and protects its request end to end under
+/// the pairwise key derived from Kc; the CSE retrieves Kc from the MAF on the first object,
+/// derives the same key and binds it to the device's AE-ID.
+#[test]
+fn esprim_under_a_maf_distributed_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("in"), &[]);
+    let devs = tempfile::tempdir().unwrap();
+    let dev = enrolled_device(&s, devs.path(), "maf-e2e", "Cmafe2e");
+    let (code, out, err) = m2mtrust(&[
+        "maf",
+        "register-key",
+        "--data",
+        &dev,
+        "--maf",
+        &maf_url(&s),
+        "--target",
+        "/id-in",
+        "--usage",
+        "esprim",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let key: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&dev).join("maf-esprim-key.json")).unwrap(),
+    )
+    .unwrap();
+    let kid = key["keyIdentifier"].as_str().unwrap().to_string();
+    assert!(!Path::new(&dev).join("maf-key.json").exists());
+
+    // Over the enrolment key's association, the AE registers, then sends ESPrim objects.
+    let url = |path: &str| format!("https://127.0.0.1:{}/cse-in{path}", s.tls_addr.port());
+    let send = |op: &str, path: &str, extra: &[&str]| {
+        let target = url(path);
+        let mut args = vec![
+            "request", "--data", &dev, "--to", &target, "--from", "Cmafe2e", "--op", op,
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = m2mtrust(&args);
+        (code, format!("{out}{err}"))
+    };
+    let ae = r#"{"m2m:ae": {"rn": "mafe2e", "api": "Nmaf", "rr": false}}"#;
+    let (code, out) = send("create", "", &["--ty", "2", "--content", ae]);
+    assert_eq!(code, 0, "{out}");
+    let cnt = r#"{"m2m:cnt": {"rn": "sealed"}}"#;
+    let (code, out) = send(
+        "create",
+        "/mafe2e",
+        &["--ty", "3", "--content", cnt, "--esprim-maf"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("2001"), "{out}");
+    let (code, out) = send("retrieve", "/mafe2e/sealed", &["--esprim-maf"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"rn\": \"sealed\""), "{out}");
+    // The CSE keeps the derived pairwise key, bound to the device.
+    let (_, list, _) = m2mtrust(&["credential", "list", "--data", s.data.to_str().unwrap()]);
+    let line = list
+        .lines()
+        .find(|l| l.contains(&format!("13-{kid}")))
+        .unwrap_or_else(|| panic!("pairwise key not kept:\n{list}"));
+    assert!(
+        line.contains("esprim") && line.contains("Cmafe2e"),
+        "{line}"
+    );
+}

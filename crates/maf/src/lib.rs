@@ -34,6 +34,10 @@ pub const KM_KIND: &str = "km";
 /// The SUID of a MAF-distributed key for the SAEF (TS-0004 m2m:suid 32).
 pub const MAF_SAEF_SUID: u32 = 32;
 
+/// SUID 33: a MAF-distributed symmetric key for ESPrim (TS-0004 Table 6.3.4.2.39-1); the
+/// Receiver derives the pairwiseESPrimKey from it (TS-0003 §8.4.2 Phase A).
+pub const MAF_ESPRIM_SUID: u32 = 33;
+
 /// The SUID of the key a MEF provisions for a MAF (21, "RSPF key shared with a MAF").
 pub const RSPF_MAF_SUID: &str = "21";
 
