@@ -408,3 +408,178 @@ fn an_esprim_protected_request_crosses_the_mn_cse() {
         .call("GET", "/cse-in/secret/v2", Some("CAdmin"), None, None);
     assert_eq!(absent.rsc(), 4004, "{}", absent.body);
 }
+
+/// The MN-CSE carries ESPrim objects it cannot alter: one byte changed on the way fails the
+/// IN-CSE's tag check (4115) and nothing is created; an AE using another AE's pairwise key
+/// through the MN-CSE is refused as an impersonation (4116).
+#[test]
+fn esprim_objects_altered_in_transit_or_misused_are_refused() {
+    use m2mtrust_client::{Client, ClientOptions, Credential};
+    use m2mtrust_crypto::SecretKey;
+    use m2mtrust_crypto::esdata::ContentEncryption;
+    use m2mtrust_crypto::esprim::{
+        EsPrimHeader, EsPrimObject, EsPrimProtocolAndAlgId, EsPrimRandId, EsPrimRandValue,
+        OriginatorEsPrimRandObject, ReceiverEsPrimRandObject, SessionKey,
+    };
+    use m2mtrust_model::{Operation, Request, ResourceType};
+
+    let p = pair();
+    let mn_url = format!("https://127.0.0.1:{}", p.mn.tls_addr.port());
+    let aes = [
+        (
+            "ae1@m2mtrust.example",
+            "00112233445566778899aabbccddeeff",
+            "Cae1",
+        ),
+        (
+            "ae2@m2mtrust.example",
+            "ffeeddccbbaa99887766554433221100",
+            "Cae2",
+        ),
+    ];
+    for (id, key, ae) in aes {
+        add_psk(&p.mn_data, id, key, &["--ae-id", ae]);
+        let content = json!({"m2m:ae": {"rn": ae.to_lowercase(), "api": "Ne2e", "rr": false}});
+        let (rsc, body) = ae_request(
+            &format!("{mn_url}/cse-mn"),
+            id,
+            key,
+            "C",
+            "create",
+            &["--ty", "2", "--content", &content.to_string()],
+        );
+        assert_eq!(rsc, 2001, "{body}");
+    }
+    let kid = "e2e-ae1@in.m2mtrust.example";
+    let e2e_key = [0xa5u8; 32];
+    let hex: String = e2e_key.iter().map(|b| format!("{b:02x}")).collect();
+    let (code, out, err) = m2mtrust(&[
+        "credential",
+        "add-esprim",
+        "--data",
+        p.in_cse.data.to_str().unwrap(),
+        "--kid",
+        kid,
+        "--key-hex",
+        &hex,
+        "--ae-id",
+        "/id-mn/Cae1",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let acp = p.in_cse.call(
+        "POST",
+        "/cse-in",
+        Some("CAdmin"),
+        Some(1),
+        Some(&json!({"m2m:acp": {
+            "rn": "e2e-acp",
+            "pv": {"acr": [{"acor": ["/id-mn/Cae1", "/id-mn/Cae2"], "acop": 3}]},
+            "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]},
+        }})),
+    );
+    assert_eq!(acp.rsc(), 2001, "{}", acp.body);
+    let acp_ri = acp.json()["m2m:acp"]["ri"].as_str().unwrap().to_string();
+    let cnt = p.in_cse.call(
+        "POST",
+        "/cse-in",
+        Some("CAdmin"),
+        Some(3),
+        Some(&json!({"m2m:cnt": {"rn": "box", "acpi": [acp_ri]}})),
+    );
+    assert_eq!(cnt.rsc(), 2001, "{}", cnt.body);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client_for = |(id, key, _): (&str, &str, &str)| {
+        let options = ClientOptions::new(Credential::Psk {
+            kpsa_id: m2mtrust_channel::KpsaId::parse(id).unwrap(),
+            key: m2mtrust_channel::PskKey::from_hex(key).unwrap(),
+        });
+        Client::new(&mn_url, options).unwrap()
+    };
+    let notify = |from: &str, seci: serde_json::Value| {
+        let mut r = Request::new(Operation::Notify, "/id-in/cse-in", Some(from.into()));
+        r.request_id = m2mtrust_client::request_id();
+        r.content = Some(json!({ "m2m:seci": seci }));
+        r
+    };
+    // An ESPrim object for `inner`, in a fresh session through the MN-CSE.
+    let object = |client: &Client, from: &str, inner: &Request| -> String {
+        let resp = rt
+            .block_on(client.send(&notify(from, json!({"sit": 3}))))
+            .unwrap();
+        assert_eq!(resp.status.0, 2000, "{:?}", resp.content);
+        let ero = &resp.content.unwrap()["m2m:seci"]["ero"];
+        let receiver = ReceiverEsPrimRandObject::from_json(ero, chrono::Utc::now()).unwrap();
+        let originator = OriginatorEsPrimRandObject::for_receiver(
+            &receiver,
+            EsPrimRandId::generate(false).unwrap(),
+            EsPrimRandValue::generate().unwrap(),
+            receiver.expiry,
+            vec![EsPrimProtocolAndAlgId::JWE_A256GCM],
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        let key =
+            SessionKey::derive(&SecretKey::from_slice(&e2e_key), &receiver, &originator).unwrap();
+        let mut h = EsPrimHeader::new(
+            ContentEncryption::A256Gcm,
+            kid,
+            originator.id.clone(),
+            receiver.id.clone(),
+        );
+        h.oro = Some(originator);
+        let bytes = serde_json::to_vec(&inner.to_primitive_json()).unwrap();
+        EsPrimObject::protect(&bytes, &key, &h).unwrap()
+    };
+    let create = |from: &str, rn: &str| {
+        let mut r = Request::new(Operation::Create, "/id-in/cse-in/box", Some(from.into()));
+        r.request_id = m2mtrust_client::request_id();
+        r.resource_type = Some(ResourceType(4));
+        r.content = Some(json!({"m2m:cin": {"rn": rn, "con": "x"}}));
+        r
+    };
+
+    // One byte of the ciphertext changed between the AE and the IN-CSE.
+    let c1 = client_for(aes[0]);
+    let epo = object(&c1, "/id-mn/Cae1", &create("/id-mn/Cae1", "altered"));
+    let mut parts: Vec<String> = epo.split('.').map(str::to_string).collect();
+    let mut ct = parts[3].clone().into_bytes();
+    ct[4] = if ct[4] == b'A' { b'B' } else { b'A' };
+    parts[3] = String::from_utf8(ct).unwrap();
+    let resp = rt
+        .block_on(c1.send(&notify(
+            "/id-mn/Cae1",
+            json!({"sit": 5, "epo": parts.join(".")}),
+        )))
+        .unwrap();
+    assert_eq!(resp.status.0, 4115, "{:?}", resp.content);
+    let absent = p
+        .in_cse
+        .call("GET", "/cse-in/box/altered", Some("CAdmin"), None, None);
+    assert_eq!(absent.rsc(), 4004, "{}", absent.body);
+    // The unaltered object works.
+    let resp = rt
+        .block_on(c1.send(&notify("/id-mn/Cae1", json!({"sit": 5, "epo": epo}))))
+        .unwrap();
+    assert_eq!(resp.status.0, 2000, "{:?}", resp.content);
+    let present = p
+        .in_cse
+        .call("GET", "/cse-in/box/altered", Some("CAdmin"), None, None);
+    assert_eq!(present.rsc(), 2000, "{}", present.body);
+
+    // Cae2 got hold of Cae1's key and uses it as itself: the inner From is not the key's
+    // identity.
+    let c2 = client_for(aes[1]);
+    let epo = object(&c2, "/id-mn/Cae2", &create("/id-mn/Cae2", "stolen"));
+    let resp = rt
+        .block_on(c2.send(&notify("/id-mn/Cae2", json!({"sit": 5, "epo": epo}))))
+        .unwrap();
+    assert_eq!(resp.status.0, 4116, "{:?}", resp.content);
+    let absent = p
+        .in_cse
+        .call("GET", "/cse-in/box/stolen", Some("CAdmin"), None, None);
+    assert_eq!(absent.rsc(), 4004, "{}", absent.body);
+}
