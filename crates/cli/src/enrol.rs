@@ -86,6 +86,9 @@ pub struct StoredEnrolment {
     pub security_profile: SecurityProfile,
     /// The target key, sealed with the device's master key (AAD = KeID), base64.
     pub sealed_key: String,
+    /// The pairwiseESPrimKey for the target (SUID 23), sealed (AAD = `esprim:` KeID), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_esprim_key: Option<String>,
     /// Whether `pki/device.pem` holds an enrolled certificate.
     pub certificate: bool,
     /// The MAF master credential, when enrolled for a MAF.
@@ -263,9 +266,16 @@ fn store(
         }
         None => None,
     };
+    let sealed_esprim = sealer
+        .seal(
+            enrolled.esprim_key.expose_bytes(),
+            format!("esprim:{}", p.key_id).as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
     let stored = StoredEnrolment {
         security_profile: p.clone(),
         sealed_key: B64.encode(sealed),
+        sealed_esprim_key: Some(B64.encode(sealed_esprim)),
         certificate: enrolled.certificate.is_some(),
         maf,
     };
@@ -522,6 +532,29 @@ async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), 
     let json = serde_json::to_vec_pretty(&record).map_err(|e| runtime(e.to_string()))?;
     write_private(&args.data.join(args.usage.file()), &json).map_err(runtime)?;
     Ok((kid, exp))
+}
+
+/// The pairwiseESPrimKey of the enrolment (SUID 23, named by the KeID) stored by `m2mtrust
+/// enrol`.
+pub fn load_enrolment_esprim_key(root: &Path) -> Result<(KpsaId, SecretKey), String> {
+    let path = root.join("enrolment.json");
+    let stored: StoredEnrolment =
+        serde_json::from_slice(&read(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let key_id = &stored.security_profile.key_id;
+    let sealed = stored
+        .sealed_esprim_key
+        .as_deref()
+        .ok_or_else(|| format!("{} holds no ESPrim key (enrol again)", path.display()))?;
+    let sealed = B64
+        .decode(sealed)
+        .map_err(|e| format!("{}: sealedEsprimKey: {e}", path.display()))?;
+    let sealer =
+        Sealer::load_or_create(&root.join("keys/master.key")).map_err(|e| e.to_string())?;
+    let key = sealer
+        .open(&sealed, format!("esprim:{key_id}").as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let kid = KpsaId::parse(key_id).map_err(|e| format!("{}: keyID: {e}", path.display()))?;
+    Ok((kid, SecretKey::from_slice(key.expose_bytes())))
 }
 
 /// The MAF-distributed key for end-to-end security stored by `maf register-key --usage

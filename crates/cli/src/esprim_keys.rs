@@ -3,7 +3,9 @@
 //! the AE-ID or CSE-ID the key authenticates), added with `m2mtrust credential add-esprim` or
 //! established by ESCertKE; and (MAF framework) keys named by a Key Identifier of the MAF,
 //! retrieved from it on first use (§8.8.2.8, SUID 33), the pairwiseESPrimKey derived from Kc and
-//! kept as such a record until Kc expires.
+//! kept as such a record until Kc expires; and (RSPF) keys named by the KeID of an enrolment
+//! with this CSE as target (SUID 23): derived from Ke when the MEF shares the data folder,
+//! fetched from a remote MEF (`/fetchCredentials/<KeID>/23`) otherwise.
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use m2mtrust_crypto::esprim::{KC_PAIRWISE_LABEL, derive_pairwise_key_from_kc};
 use m2mtrust_crypto::{CredentialId, CredentialTypeId, KpsaId, Sealer, SecretKey};
 use m2mtrust_cse::esprim::{EsPrimKeys, PairwiseKey};
 use m2mtrust_mef::remote::RemoteMef;
+use m2mtrust_mef::target::Provisioning;
 use m2mtrust_store::{Store, StoreExt};
 
 /// The credential kind of a pairwiseESPrimKey record.
@@ -28,6 +31,9 @@ pub struct StoreEsPrimKeys {
     store: Arc<dyn Store>,
     sealer: Arc<Sealer>,
     maf: Option<Arc<RemoteMef>>,
+    /// The FQDN this CSE is known by as enrolment target of the MEF sharing the data folder.
+    local_mef_target: Option<String>,
+    remote_mef: Option<Arc<RemoteMef>>,
 }
 
 impl StoreEsPrimKeys {
@@ -37,6 +43,118 @@ impl StoreEsPrimKeys {
             store,
             sealer,
             maf: None,
+            local_mef_target: None,
+            remote_mef: None,
+        }
+    }
+
+    /// Also derive ESPrim keys of enrolments recorded by the MEF sharing the data folder, whose
+    /// target this CSE is, known by `target_fqdn`.
+    pub fn with_local_mef(mut self, target_fqdn: String) -> Self {
+        self.local_mef_target = Some(target_fqdn);
+        self
+    }
+
+    /// Also fetch ESPrim keys of enrolments from the remote MEF `mef`.
+    pub fn with_remote_mef(mut self, mef: Arc<RemoteMef>) -> Self {
+        self.remote_mef = Some(mef);
+        self
+    }
+
+    /// The ESPrim key (SUID 23) of the enrolment `kid` names, from the local MEF's record or
+    /// the remote MEF.
+    fn enrolment_key(&self, kid: &str, id: &str) -> Option<PairwiseKey> {
+        let ke_id = KpsaId::parse(kid).ok()?;
+        let suid = m2mtrust_mef::server::SUID_RSPF_ESPRIM.to_string();
+        let now = chrono::Utc::now();
+        let (key, identity, expires) = if let Some(fqdn) = &self.local_mef_target {
+            let provisioning = m2mtrust_mef::target::StoreProvisioning::new(
+                self.store.clone(),
+                self.sealer.clone(),
+                true,
+            );
+            match provisioning.enrolment(&ke_id) {
+                Ok(Some(e)) if e.expires > now => {
+                    let key =
+                        m2mtrust_crypto::kdf::derive_usage_constrained(&e.ke, &suid, fqdn).ok()?;
+                    let identity = match e.assignment {
+                        m2mtrust_mef::Assignment::CseId(c) => c,
+                        m2mtrust_mef::Assignment::AeIds(ids) if ids.len() == 1 => ids[0].clone(),
+                        m2mtrust_mef::Assignment::AeIds(_) => return None,
+                    };
+                    (key, identity, Some(e.expires))
+                }
+                _ => return self.fetch_enrolment_key(&ke_id, id),
+            }
+        } else {
+            return self.fetch_enrolment_key(&ke_id, id);
+        };
+        self.keep(id, &key, &identity, expires);
+        Some(PairwiseKey {
+            key,
+            identity,
+            not_after: expires,
+        })
+    }
+
+    fn fetch_enrolment_key(&self, ke_id: &KpsaId, id: &str) -> Option<PairwiseKey> {
+        let mef = self.remote_mef.as_ref()?;
+        if !mef.issues(ke_id) {
+            return None;
+        }
+        let fetched = match mef.fetch_esprim_blocking(ke_id) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::info!(target: "audit", event = "esprim_key_fetch_failed", kid = %ke_id, reason = %e);
+                return None;
+            }
+        };
+        if fetched.expires.is_some_and(|e| e <= chrono::Utc::now()) {
+            return None;
+        }
+        let identity = match fetched.enrolee_id.as_slice() {
+            [one] if one.starts_with(['/', 'C', 'S']) => one.clone(),
+            _ => return None,
+        };
+        self.keep(id, &fetched.key, &identity, fetched.expires);
+        Some(PairwiseKey {
+            key: fetched.key,
+            identity,
+            not_after: fetched.expires,
+        })
+    }
+
+    /// Keeps a derived or fetched key as a `13-<kid>` record (in the background).
+    fn keep(
+        &self,
+        id: &str,
+        key: &SecretKey,
+        identity: &str,
+        expires: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let Ok(sealed) = self.sealer.seal(key.expose_bytes(), id.as_bytes()) else {
+            return;
+        };
+        let record = m2mtrust_store::CredentialRecord {
+            id: id.to_owned(),
+            kind: KIND.into(),
+            sealed_secret: Some(sealed),
+            binding: if identity.starts_with('/') && !identity[1..].contains('/') {
+                "cse".into()
+            } else {
+                "ae".into()
+            },
+            bound_ids: vec![identity.to_owned()],
+            created: m2mtrust_model::Timestamp::now(),
+            expires: expires.map(|t| m2mtrust_model::Timestamp(t.timestamp_micros())),
+        };
+        let store = self.store.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = store.write(move |w| w.put_credential(&record)).await {
+                    tracing::warn!(error = %e, "cannot keep an ESPrim key");
+                }
+            });
         }
     }
 
@@ -76,32 +194,7 @@ impl StoreEsPrimKeys {
             }
         };
         let key = derive_pairwise_key_from_kc(&fetched.key, KC_PAIRWISE_LABEL).ok()?;
-        let expires = fetched
-            .expires
-            .map(|t| m2mtrust_model::Timestamp(t.timestamp_micros()));
-        if let Ok(sealed) = self.sealer.seal(key.expose_bytes(), id.as_bytes()) {
-            let record = m2mtrust_store::CredentialRecord {
-                id: id.to_owned(),
-                kind: KIND.into(),
-                sealed_secret: Some(sealed),
-                binding: if identity.starts_with('/') && !identity[1..].contains('/') {
-                    "cse".into()
-                } else {
-                    "ae".into()
-                },
-                bound_ids: vec![identity.clone()],
-                created: m2mtrust_model::Timestamp::now(),
-                expires,
-            };
-            let store = self.store.clone();
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    if let Err(e) = store.write(move |w| w.put_credential(&record)).await {
-                        tracing::warn!(error = %e, "cannot keep a retrieved ESPrim key");
-                    }
-                });
-            }
-        }
+        self.keep(id, &key, &identity, fetched.expires);
         Some(PairwiseKey {
             key,
             identity,
@@ -116,7 +209,11 @@ impl EsPrimKeys for StoreEsPrimKeys {
         let record = match self.store.read(|r| r.credential(&id)) {
             Ok(Some(r)) if r.kind == KIND => r,
             Ok(Some(_)) => return None,
-            Ok(None) => return self.retrieve_from_maf(kid, &id),
+            Ok(None) => {
+                return self
+                    .retrieve_from_maf(kid, &id)
+                    .or_else(|| self.enrolment_key(kid, &id));
+            }
             Err(e) => {
                 tracing::error!(error = %e, credential = %id, "cannot read credential");
                 return None;

@@ -182,6 +182,11 @@ pub struct RequestArgs {
     /// Identifier, from which the Receiver retrieves the key at the MAF; TS-0003 §8.4.2).
     #[arg(long, requires = "data", conflicts_with_all = ["esprim_kid", "escertke"])]
     esprim_maf: bool,
+    /// With --data: protect the request end to end under the pairwiseESPrimKey the enrolment
+    /// provisioned for the target (SUID 23; kid = the KeID, the target fetches the key from the
+    /// MEF; TS-0003 §8.4.2 Phase A).
+    #[arg(long, requires = "data", conflicts_with_all = ["esprim_kid", "escertke", "esprim_maf"])]
+    esprim_enrolment: bool,
 }
 
 /// Runs `m2mtrust request`: exit 0 for a success RSC, 1 otherwise, 2 for bad usage.
@@ -320,7 +325,7 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
     // End to end, the primitive travels to the Receiver's CSEBase inside a NOTIFY, so the
     // connection is to the host and the inner target is the primitive form of the path.
     let esprim = match (&args.esprim_kid, &args.esprim_key_hex, args.escertke) {
-        _ if args.esprim_maf => {
+        _ if args.esprim_maf || args.esprim_enrolment => {
             let target = match m2mtrust_binding_http::path_to_target(&format!("/{path}")) {
                 Ok(t) => t,
                 Err(e) => return usage(format!("--to: {e}")),
@@ -330,16 +335,23 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
                 None => default_receiver(&target),
             };
             let dir = args.data.as_deref().unwrap_or(Path::new("."));
-            let (kid, kc) = match crate::enrol::load_maf_esprim_key(dir) {
-                Ok(k) => k,
-                Err(e) => return usage(format!("--esprim-maf: {e}")),
-            };
-            let pairwise = match m2mtrust_crypto::esprim::derive_pairwise_key_from_kc(
-                &kc,
-                m2mtrust_crypto::esprim::KC_PAIRWISE_LABEL,
-            ) {
-                Ok(k) => k,
-                Err(e) => return usage(format!("--esprim-maf: {e}")),
+            let (kid, pairwise) = if args.esprim_enrolment {
+                match crate::enrol::load_enrolment_esprim_key(dir) {
+                    Ok(k) => k,
+                    Err(e) => return usage(format!("--esprim-enrolment: {e}")),
+                }
+            } else {
+                let (kid, kc) = match crate::enrol::load_maf_esprim_key(dir) {
+                    Ok(k) => k,
+                    Err(e) => return usage(format!("--esprim-maf: {e}")),
+                };
+                match m2mtrust_crypto::esprim::derive_pairwise_key_from_kc(
+                    &kc,
+                    m2mtrust_crypto::esprim::KC_PAIRWISE_LABEL,
+                ) {
+                    Ok(k) => (kid, k),
+                    Err(e) => return usage(format!("--esprim-maf: {e}")),
+                }
             };
             Some((Some((kid.to_string(), pairwise)), receiver, target))
         }

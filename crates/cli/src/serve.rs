@@ -212,6 +212,31 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
     if let Some(maf) = maf_retriever(&settings, &dir, &sealer, &ca, local_maf.as_ref())? {
         esprim_keys = esprim_keys.with_maf(maf);
     }
+    // Keys named by a KeID (SUID 23): from the MEF next to this CSE, or the remote one.
+    if mef_listener.is_some() {
+        esprim_keys = esprim_keys.with_local_mef(m2mtrust_channel::cse_public_domain_name(
+            &home.cse_id,
+            &home.cse_id,
+            home.sp_id.domain(),
+        ));
+    }
+    if let Some(remote) = &settings.remote_mef {
+        let pem = std::fs::read(&remote.ca)
+            .map_err(|e| format!("mef.remote_ca: {}: {e}", remote.ca.display()))?;
+        let trust = m2mtrust_channel::TrustAnchors::from_pem(&pem)
+            .map_err(|e| format!("mef.remote_ca: {}: {e}", remote.ca.display()))?;
+        let (chain, key) = server_identity(&settings, &dir, &sealer, &ca)?;
+        let me =
+            m2mtrust_channel::CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
+                .map_err(|e| format!("server certificate: {e}"))?;
+        esprim_keys = esprim_keys.with_remote_mef(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
+            remote.addr.clone(),
+            remote.fqdn.clone(),
+            me,
+            trust,
+            std::time::Duration::from_secs(5),
+        )));
+    }
     cse.set_esprim_keys(Arc::new(esprim_keys));
     // ESCertKE (TS-0003 §8.7): this CSE is a Terminating End-Point with its own certificate; the
     // pairwise keys it establishes join the pairwiseESPrimKeys above.

@@ -571,3 +571,52 @@ fn esprim_under_a_maf_distributed_key() {
         "{line}"
     );
 }
+
+/// ESPrim with the key the enrolment provisioned (TS-0003 §8.4.2 Phase A, RSPF; SUID 23): the
+/// device derives it from Ke at enrolment, the CSE from the MEF's enrolment record, both named
+/// by the KeID.
+#[test]
+fn esprim_under_the_enrolment_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("in"), &[]);
+    let devs = tempfile::tempdir().unwrap();
+    let dev = enrolled_device(&s, devs.path(), "rspf-e2e", "Crspf");
+    let url = |path: &str| format!("https://127.0.0.1:{}/cse-in{path}", s.tls_addr.port());
+    let send = |op: &str, path: &str, extra: &[&str]| {
+        let target = url(path);
+        let mut args = vec![
+            "request", "--data", &dev, "--to", &target, "--from", "Crspf", "--op", op,
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = m2mtrust(&args);
+        (code, format!("{out}{err}"))
+    };
+    let ae = r#"{"m2m:ae": {"rn": "rspf", "api": "Nrspf", "rr": false}}"#;
+    let (code, out) = send("create", "", &["--ty", "2", "--content", ae]);
+    assert_eq!(code, 0, "{out}");
+    let cnt = r#"{"m2m:cnt": {"rn": "e2e"}}"#;
+    let (code, out) = send(
+        "create",
+        "/rspf",
+        &["--ty", "3", "--content", cnt, "--esprim-enrolment"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("2001"), "{out}");
+    let stored: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&dev).join("enrolment.json")).unwrap(),
+    )
+    .unwrap();
+    let ke_id = stored["securityProfile"]["keyID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, list, _) = m2mtrust(&["credential", "list", "--data", s.data.to_str().unwrap()]);
+    let line = list
+        .lines()
+        .find(|l| l.contains("esprim") && l.contains("Crspf"))
+        .unwrap_or_else(|| panic!("no ESPrim key kept for the enrolee:\n{list}"));
+    assert!(
+        ke_id.is_empty() || line.contains(&ke_id),
+        "{line} / {ke_id}"
+    );
+}

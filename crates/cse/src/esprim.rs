@@ -56,9 +56,9 @@ pub const CTY_REQUEST: &str = "vnd.onem2m-preq+json";
 pub const CTY_RESPONSE: &str = "vnd.onem2m-prsp+json";
 
 /// The SUIDs this CSE advertises in `e2eSecInfo.supportedE2ESecFeatures`: ESPrim with a
-/// pre-provisioned key (13), one distributed by a MAF (33), or established from certificates by
-/// ESCertKE (43). Keys provisioned by a MEF's RSPF for ESPrim (23) are not retrieved.
-pub const SUPPORTED_ESPRIM_SUIDS: [u64; 3] = [13, 33, 43];
+/// pre-provisioned key (13), one provisioned by a MEF's RSPF (23), one distributed by a MAF
+/// (33), or one established from certificates by ESCertKE (43).
+pub const SUPPORTED_ESPRIM_SUIDS: [u64; 4] = [13, 23, 33, 43];
 
 /// The longest `eckm` accepted (base64 characters); ESCertKE Messages are a few KiB.
 const MAX_ESCERTKE_MESSAGE_B64: usize = 64 * 1024;

@@ -329,7 +329,7 @@ async fn the_cse_base_advertises_esprim_support() {
     let mut r = Request::new(Operation::Retrieve, "cse-in", Some("CAdmin".into()));
     r.request_id = "cb".into();
     let cb = f.cse.handle(r, peer("CAdmin")).await.content.unwrap();
-    assert_eq!(cb["m2m:cb"]["esi"]["esf"], json!([13, 33, 43]));
+    assert_eq!(cb["m2m:cb"]["esi"]["esf"], json!([13, 23, 33, 43]));
 }
 
 /// A stand-in Terminating End-Point: echoes the message reversed with the From in front,

@@ -255,6 +255,9 @@ pub struct Enrolled {
     /// The usage-constrained key for the target (§10.3.7), computed locally from Ke; its
     /// identifier is `profile.key_id`.
     pub key: SecretKey,
+    /// The usage-constrained key for ESPrim with the target (SUID 23, §10.3.7): the
+    /// pairwiseESPrimKey, named by the same KeID; the target fetches the same key from the MEF.
+    pub esprim_key: SecretKey,
     /// A certificate, when one was enrolled.
     pub certificate: Option<EnrolledCertificate>,
     /// The MAF master credential, when the device was enrolled for a MAF.
@@ -398,6 +401,11 @@ pub async fn enrol(
         }
         let key =
             kdf::derive_usage_constrained(&ke, &profile.suid.to_string(), &profile.target_fqdn)?;
+        let esprim_key = kdf::derive_usage_constrained(
+            &ke,
+            &crate::server::SUID_RSPF_ESPRIM.to_string(),
+            &profile.target_fqdn,
+        )?;
         tracing::info!(
             target: "audit",
             event = "enrolled",
@@ -408,6 +416,7 @@ pub async fn enrol(
         return Ok(Enrolled {
             profile,
             key,
+            esprim_key,
             certificate,
             maf,
             maf_error,

@@ -139,6 +139,16 @@ impl RemoteMef {
         self.blocking(ke_id.to_string(), path, Answer::FetchCredentials)
     }
 
+    /// The ESPrim key of `ke_id` (SUID 23): the usage-constrained key the MEF derives for
+    /// end-to-end security with this CSE.
+    pub fn fetch_esprim_blocking(&self, ke_id: &KpsaId) -> Result<Fetched, FetchError> {
+        let path = format!(
+            "/fetchCredentials/{ke_id}/{}",
+            crate::server::SUID_RSPF_ESPRIM
+        );
+        self.blocking(format!("esprim:{ke_id}"), path, Answer::FetchCredentials)
+    }
+
     /// MAF Key Retrieval (TS-0003 §8.8.2.8) of the key named `key_id` (a Key Identifier
     /// `RelativeKeyID@MAF-FQDN`, §10.3.5), as Entity B of the MAF-based SAEF (§8.2.2.3 step
     /// c): the key, its expirationTime, its SUID (in `Fetched::suid`) and the Source MAF

@@ -41,6 +41,8 @@ use crate::wire::{MefRequest, Session};
 /// The Security Usage Identifier of keys the MEF provisions for a target CSE: 22, "RSPF key
 /// for the SAEF" (TS-0004 m2m:suid).
 pub const SUID_RSPF_SAEF: u32 = 22;
+/// SUID 23: a symmetric key provisioned via the RSPF for ESPrim with the target.
+pub const SUID_RSPF_ESPRIM: u32 = 23;
 
 /// Largest request body the MEF reads (CSRs and JSON messages are small).
 const MAX_BODY: usize = 64 * 1024;
@@ -673,7 +675,7 @@ impl MefService {
                 "the originator is not an enrolment target of this enrolee",
             );
         }
-        if suid != SUID_RSPF_SAEF.to_string() {
+        if suid != SUID_RSPF_SAEF.to_string() && suid != SUID_RSPF_ESPRIM.to_string() {
             return refuse(
                 ResponseStatusCode::ORIGINATOR_HAS_NO_PRIVILEGE,
                 "the target may not fetch credentials with this Security Usage Identifier",

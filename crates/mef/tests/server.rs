@@ -206,12 +206,37 @@ async fn enrolment_provisions_the_target_and_only_the_target_fetches_the_key() {
         enrolled.key.expose_bytes()
     );
     assert_eq!(body["enroleeID"], json!(["Cdev1"]));
-    // Another SUID, even by the target: refused.
+    // SUID 23: the ESPrim key, the one the device derived too.
     let r = target
         .send(Method::GET, &format!("/fetchCredentials/{ke_id}/23"), None)
         .await
         .unwrap();
-    assert_eq!(r.status, ResponseStatusCode::ORIGINATOR_HAS_NO_PRIVILEGE);
+    assert_eq!(r.status, ResponseStatusCode::OK, "{:?}", r.content);
+    let body = &r.content.unwrap()["sec:fetchCredRsp"];
+    assert_eq!(
+        B64.decode(body["credential"].as_str().unwrap()).unwrap(),
+        enrolled.esprim_key.expose_bytes()
+    );
+    assert_ne!(
+        enrolled.esprim_key.expose_bytes(),
+        enrolled.key.expose_bytes()
+    );
+    // Another SUID, even by the target: refused.
+    for suid in ["21", "24", "32"] {
+        let r = target
+            .send(
+                Method::GET,
+                &format!("/fetchCredentials/{ke_id}/{suid}"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status,
+            ResponseStatusCode::ORIGINATOR_HAS_NO_PRIVILEGE,
+            "{suid}"
+        );
+    }
     // Unknown and malformed KeIDs.
     let r = target
         .send(
