@@ -370,6 +370,9 @@ pub enum MafKeyUsage {
     Saef,
     /// SUID 33: ESPrim; the pairwiseESPrimKey is derived from the key.
     Esprim,
+    /// SUID 34: ESData encryption (AES key wrapping of content for the targets, which
+    /// retrieve the key with `m2mtrust maf retrieve-key`).
+    Esdata,
 }
 
 impl MafKeyUsage {
@@ -377,6 +380,7 @@ impl MafKeyUsage {
         match self {
             Self::Saef => m2mtrust_maf::MAF_SAEF_SUID as u16,
             Self::Esprim => m2mtrust_maf::MAF_ESPRIM_SUID as u16,
+            Self::Esdata => 34,
         }
     }
 
@@ -384,7 +388,78 @@ impl MafKeyUsage {
         match self {
             Self::Saef => "maf-key.json",
             Self::Esprim => "maf-esprim-key.json",
+            Self::Esdata => "maf-esdata-key.json",
         }
+    }
+}
+
+/// `m2mtrust maf retrieve-key`.
+#[derive(Debug, Args)]
+pub struct RetrieveKeyArgs {
+    /// The device's data folder (`m2mtrust enrol --maf` filled it).
+    #[arg(long, value_name = "DEVDIR", env = "M2MTRUST_DATA")]
+    data: PathBuf,
+    /// The MAF: `https://host:port` (default port 8445).
+    #[arg(long, value_name = "URL")]
+    maf: String,
+    /// The Key Identifier of the key (`RelativeKeyID@MAF-FQDN`) a Source registered with this
+    /// device among its targets.
+    #[arg(long, value_name = "KEY_ID")]
+    key_id: String,
+    /// A pre-provisioned master credential instead of the one `enrol --maf` obtained.
+    #[arg(long, value_name = "KM_ID", requires = "km_file")]
+    km_id: Option<String>,
+    /// File holding that Km in hex.
+    #[arg(long, value_name = "FILE", requires = "km_id")]
+    km_file: Option<PathBuf>,
+    /// With --km-id: the administrating stakeholder the client registered with.
+    #[arg(long, value_name = "FQDN", default_value = "m2mtrust.example")]
+    admin_fqdn: String,
+}
+
+/// Runs `m2mtrust maf retrieve-key`: MAF Key Retrieval (§8.8.2.8) of a key registered for
+/// this device; the key is kept sealed in `maf-keys/<RelativeKeyID>.json`.
+pub async fn retrieve_key(args: RetrieveKeyArgs) -> ExitCode {
+    let runtime = |e: String| (e, 1u8);
+    let result = async {
+        let (mut session, maf, _, sealer) = maf_session(
+            &args.data,
+            &args.maf,
+            &args.km_id,
+            &args.km_file,
+            &args.admin_fqdn,
+        )
+        .await?;
+        let (conn, _) = session.parts();
+        let key = m2mtrust_mef::session::maf_retrieve_key(conn, &maf, &args.key_id)
+            .await
+            .map_err(|e| runtime(format!("the MAF refused: {e}")))?;
+        let kid = key.key_id.clone();
+        let sealed = sealer
+            .seal(key.key.expose_bytes(), kid.as_bytes())
+            .map_err(|e| runtime(e.to_string()))?;
+        let record = StoredMafKey {
+            key_identifier: kid.clone(),
+            target: key.source_id.clone(),
+            expiration_time: m2mtrust_mef::procedures::types::format_timestamp(key.expiration),
+            sealed_key: B64.encode(sealed),
+        };
+        let dir = args.data.join("maf-keys");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| runtime(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join(format!("{}.json", key.relative_key_id));
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| runtime(e.to_string()))?;
+        write_private(&path, &json).map_err(runtime)?;
+        Ok::<_, (String, u8)>((kid, key.suid, path))
+    }
+    .await;
+    match result {
+        Ok((kid, suid, path)) => {
+            println!("retrieved {kid} (SUID {})", suid.0);
+            println!("  stored in    {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err((e, code)) => fail(e, code),
     }
 }
 
@@ -411,7 +486,7 @@ pub async fn register_key(args: RegisterKeyArgs) -> ExitCode {
             println!("registered {kid} for {} (expires {exp})", args.target);
             println!(
                 "  stored in    {}",
-                args.data.join("maf-key.json").display()
+                args.data.join(args.usage.file()).display()
             );
             ExitCode::SUCCESS
         }
@@ -419,20 +494,35 @@ pub async fn register_key(args: RegisterKeyArgs) -> ExitCode {
     }
 }
 
-async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), (String, u8)> {
-    use m2mtrust_mef::procedures::types::{Suid, format_timestamp};
-    use m2mtrust_mef::session::{
-        self, KeyRegistrationRequest, KeyValue, MefSession, RegistrationRequest,
-    };
+/// A MAF session of the device in `data`: the MAF Handshake with its master credential
+/// (pre-provisioned `km_id_arg`/`km_file_arg`, or the one `enrol --maf` obtained), and the client
+/// registration of a pre-provisioned client. Returns the session, the MAF's FQDN, the
+/// administrating stakeholder and the device's sealer.
+async fn maf_session(
+    data: &Path,
+    maf_url: &str,
+    km_id_arg: &Option<String>,
+    km_file_arg: &Option<PathBuf>,
+    admin_fqdn_arg: &str,
+) -> Result<
+    (
+        m2mtrust_mef::session::MefSession,
+        m2mtrust_crypto::Fqdn,
+        m2mtrust_crypto::Fqdn,
+        Sealer,
+    ),
+    (String, u8),
+> {
+    use m2mtrust_mef::session::{self, MefSession, RegistrationRequest};
     use m2mtrust_model::ResponseStatusCode;
     let usage = |e: String| (e, 2u8);
     let runtime = |e: String| (e, 1u8);
-    let (addr, _) = https_address(&args.maf, 8445).map_err(|e| usage(format!("--maf: {e}")))?;
-    let sealer = DataDir::open(&args.data)
+    let (addr, _) = https_address(maf_url, 8445).map_err(|e| usage(format!("--maf: {e}")))?;
+    let sealer = DataDir::open(data)
         .and_then(|d| d.sealer())
         .map_err(runtime)?;
     // The master credential: pre-provisioned (--km-id/--km-file) or assigned at enrolment.
-    let (km_id, km, maf_fqdn, admin_fqdn) = match (&args.km_id, &args.km_file) {
+    let (km_id, km, maf_fqdn, admin_fqdn) = match (&km_id_arg, &km_file_arg) {
         (Some(id), Some(file)) => {
             let km_id = KpsaId::parse(id).map_err(|e| usage(format!("--km-id: {e}")))?;
             let hex = String::from_utf8(read(file).map_err(usage)?)
@@ -440,16 +530,16 @@ async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), 
             let km =
                 SecretKey::from_hex(hex.trim()).map_err(|e| usage(format!("--km-file: {e}")))?;
             let fqdn = km_id.issuer().to_owned();
-            (km_id, km, fqdn, args.admin_fqdn.clone())
+            (km_id, km, fqdn, admin_fqdn_arg.to_owned())
         }
         _ => {
-            let path = args.data.join("enrolment.json");
+            let path = data.join("enrolment.json");
             let stored: StoredEnrolment = serde_json::from_slice(&read(&path).map_err(usage)?)
                 .map_err(|e| usage(format!("{}: {e}", path.display())))?;
             let maf = stored.maf.ok_or_else(|| {
                 usage(format!(
                     "{} holds no MAF credential (enrol with --maf, or give --km-id/--km-file)",
-                    args.data.display()
+                    data.display()
                 ))
             })?;
             let km = sealer
@@ -485,20 +575,39 @@ async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), 
     let mut session = MefSession::open(stream, &maf)
         .await
         .map_err(|e| runtime(e.to_string()))?;
-    let (conn, export) = session.parts();
-    if args.km_id.is_some() {
-        // A pre-provisioned client registers with the MAF first (§8.8.2.3); once is enough.
-        let registration = RegistrationRequest {
-            admin_fqdn: admin.clone(),
-            expiration: chrono::Utc::now() + chrono::Duration::days(30),
-            labels: None,
-        };
-        match session::maf_register(conn, &maf, &registration).await {
-            Ok(_) => {}
-            Err(e) if e.rsc() == Some(ResponseStatusCode::ORIGINATOR_HAS_ALREADY_REGISTERED) => {}
-            Err(e) => return Err(runtime(format!("MAF client registration refused: {e}"))),
+    {
+        let (conn, _) = session.parts();
+        if km_id_arg.is_some() {
+            // A pre-provisioned client registers with the MAF first (§8.8.2.3); once is enough.
+            let registration = RegistrationRequest {
+                admin_fqdn: admin.clone(),
+                expiration: chrono::Utc::now() + chrono::Duration::days(30),
+                labels: None,
+            };
+            match session::maf_register(conn, &maf, &registration).await {
+                Ok(_) => {}
+                Err(e)
+                    if e.rsc() == Some(ResponseStatusCode::ORIGINATOR_HAS_ALREADY_REGISTERED) => {}
+                Err(e) => return Err(runtime(format!("MAF client registration refused: {e}"))),
+            }
         }
     }
+    Ok((session, maf, admin, sealer))
+}
+
+async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), (String, u8)> {
+    use m2mtrust_mef::procedures::types::{Suid, format_timestamp};
+    use m2mtrust_mef::session::{self, KeyRegistrationRequest, KeyValue};
+    let runtime = |e: String| (e, 1u8);
+    let (mut session, maf, admin, sealer) = maf_session(
+        &args.data,
+        &args.maf,
+        &args.km_id,
+        &args.km_file,
+        &args.admin_fqdn,
+    )
+    .await?;
+    let (conn, export) = session.parts();
     let request = KeyRegistrationRequest {
         admin_fqdn: admin,
         expiration: chrono::Utc::now() + chrono::Duration::seconds(i64::from(args.valid_secs)),

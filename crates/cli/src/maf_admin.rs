@@ -29,6 +29,10 @@ pub enum MafCommand {
     /// and its Key Identifier are kept (sealed) in the device's data folder for
     /// `m2mtrust request --data DEVDIR --use-maf-key`.
     RegisterKey(crate::enrol::RegisterKeyArgs),
+    /// Device side: retrieve a key a Source registered at the MAF with this device among its
+    /// targets (MAF Key Retrieval, §8.8.2.8), e.g. an ESData key (`register-key --usage
+    /// esdata`); kept sealed in `DEVDIR/maf-keys/<RelativeKeyID>.json`.
+    RetrieveKey(crate::enrol::RetrieveKeyArgs),
 }
 
 /// `m2mtrust maf serve`.
@@ -122,6 +126,7 @@ pub async fn run(cmd: MafCommand) -> ExitCode {
         MafCommand::Client(c) => c,
         MafCommand::Serve(args) => return serve(args).await,
         MafCommand::RegisterKey(args) => return crate::enrol::register_key(args).await,
+        MafCommand::RetrieveKey(args) => return crate::enrol::retrieve_key(args).await,
     };
     match cmd {
         ClientCommand::Add(a) => {

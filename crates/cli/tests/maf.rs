@@ -620,3 +620,90 @@ fn esprim_under_the_enrolment_key() {
         "{line} / {ke_id}"
     );
 }
+
+/// Opens a sealed key file of a device folder (`keyIdentifier`, `sealedKey`).
+fn device_key(dev: &str, file: &Path) -> (String, m2mtrust_crypto::SecretKey) {
+    use base64::Engine;
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let kid = stored["keyIdentifier"].as_str().unwrap().to_string();
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(stored["sealedKey"].as_str().unwrap())
+        .unwrap();
+    let sealer =
+        m2mtrust_crypto::Sealer::load_or_create(&Path::new(dev).join("keys/master.key")).unwrap();
+    (kid.clone(), sealer.open(&sealed, kid.as_bytes()).unwrap())
+}
+
+/// ESData keys through the MAF (TS-0003 §8.6 with a MAF as Trust Enabling Function; SUID 34):
+/// a producer registers a key for a consumer, seals content with it; the consumer retrieves the
+/// key from the MAF and opens the content; a third device is refused the key.
+#[test]
+fn esdata_keys_distributed_by_the_maf() {
+    use m2mtrust_client::esdata::ContentProtection;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("in"), &[]);
+    let devs = tempfile::tempdir().unwrap();
+    let producer = enrolled_device(&s, devs.path(), "producer", "Cproducer");
+    let consumer = enrolled_device(&s, devs.path(), "consumer", "Cconsumer");
+    let outsider = enrolled_device(&s, devs.path(), "outsider", "Coutsider");
+    let (code, out, err) = m2mtrust(&[
+        "maf",
+        "register-key",
+        "--data",
+        &producer,
+        "--maf",
+        &maf_url(&s),
+        "--target",
+        "Cconsumer",
+        "--usage",
+        "esdata",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (kid, key) = device_key(&producer, &Path::new(&producer).join("maf-esdata-key.json"));
+    let sealed = ContentProtection::key_wrap(&kid, &key)
+        .unwrap()
+        .seal(&serde_json::json!({"dose": "5 mg"}))
+        .unwrap();
+
+    let (code, out, err) = m2mtrust(&[
+        "maf",
+        "retrieve-key",
+        "--data",
+        &consumer,
+        "--maf",
+        &maf_url(&s),
+        "--key-id",
+        &kid,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("SUID 34"), "{out}");
+    let rki = kid.split('@').next().unwrap();
+    let (kid2, key2) = device_key(
+        &consumer,
+        &Path::new(&consumer).join(format!("maf-keys/{rki}.json")),
+    );
+    assert_eq!(kid2, kid);
+    let opened = ContentProtection::key_wrap(&kid2, &key2)
+        .unwrap()
+        .open(&sealed)
+        .unwrap();
+    assert_eq!(opened, serde_json::json!({"dose": "5 mg"}));
+
+    let (code, out, err) = m2mtrust(&[
+        "maf",
+        "retrieve-key",
+        "--data",
+        &outsider,
+        "--maf",
+        &maf_url(&s),
+        "--key-id",
+        &kid,
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        !Path::new(&outsider)
+            .join(format!("maf-keys/{rki}.json"))
+            .exists()
+    );
+}
