@@ -331,21 +331,15 @@ pub fn load(root: &Path) -> Result<DeviceCredentials, String> {
     })
 }
 
-/// `m2mtrust maf register-key`.
+/// How a device reaches the MAF: its data folder, the MAF, and the master credential.
 #[derive(Debug, Args)]
-pub struct RegisterKeyArgs {
+pub struct MafAccess {
     /// The device's data folder (`m2mtrust enrol --maf` filled it).
     #[arg(long, value_name = "DEVDIR", env = "M2MTRUST_DATA")]
     data: PathBuf,
     /// The MAF: `https://host:port` (default port 8445).
     #[arg(long, value_name = "URL")]
     maf: String,
-    /// The target's CSE-ID (IdB, the only target of a SAEF key).
-    #[arg(long, value_name = "ID", default_value = "/id-in")]
-    target: String,
-    /// Lifetime of the key in seconds (the MAF may shorten it).
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u32).range(1..))]
-    valid_secs: u32,
     /// A pre-provisioned master credential instead of the one `enrol --maf` obtained: its KmID
     /// (`relative@MAF-FQDN`).
     #[arg(long, value_name = "KM_ID", requires = "km_file")]
@@ -356,9 +350,24 @@ pub struct RegisterKeyArgs {
     /// With --km-id: the administrating stakeholder the client registered with.
     #[arg(long, value_name = "FQDN", default_value = "m2mtrust.example")]
     admin_fqdn: String,
+}
+
+/// `m2mtrust maf register-key`.
+#[derive(Debug, Args)]
+pub struct RegisterKeyArgs {
+    #[command(flatten)]
+    access: MafAccess,
+    /// The target: the CSE-ID of the CSE a SAEF or ESPrim key is for, or the AE-ID or CSE-ID
+    /// allowed to retrieve an ESData key.
+    #[arg(long, value_name = "ID", default_value = "/id-in")]
+    target: String,
+    /// Lifetime of the key in seconds (the MAF may shorten it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u32).range(1..))]
+    valid_secs: u32,
     /// What the key is for: `saef` (SUID 32, a TLS-PSK association with the target; kept in
-    /// `maf-key.json` for `request --use-maf-key`) or `esprim` (SUID 33, end-to-end security
-    /// of primitives with the target; kept in `maf-esprim-key.json` for `request --esprim-maf`).
+    /// `maf-key.json` for `request --use-maf-key`), `esprim` (SUID 33, end-to-end security of
+    /// primitives with the target; kept in `maf-esprim-key.json` for `request --esprim-maf`) or
+    /// `esdata` (SUID 34, content for the target; kept in `maf-esdata-key.json`).
     #[arg(long, value_enum, default_value = "saef")]
     usage: MafKeyUsage,
 }
@@ -396,25 +405,12 @@ impl MafKeyUsage {
 /// `m2mtrust maf retrieve-key`.
 #[derive(Debug, Args)]
 pub struct RetrieveKeyArgs {
-    /// The device's data folder (`m2mtrust enrol --maf` filled it).
-    #[arg(long, value_name = "DEVDIR", env = "M2MTRUST_DATA")]
-    data: PathBuf,
-    /// The MAF: `https://host:port` (default port 8445).
-    #[arg(long, value_name = "URL")]
-    maf: String,
+    #[command(flatten)]
+    access: MafAccess,
     /// The Key Identifier of the key (`RelativeKeyID@MAF-FQDN`) a Source registered with this
     /// device among its targets.
     #[arg(long, value_name = "KEY_ID")]
     key_id: String,
-    /// A pre-provisioned master credential instead of the one `enrol --maf` obtained.
-    #[arg(long, value_name = "KM_ID", requires = "km_file")]
-    km_id: Option<String>,
-    /// File holding that Km in hex.
-    #[arg(long, value_name = "FILE", requires = "km_id")]
-    km_file: Option<PathBuf>,
-    /// With --km-id: the administrating stakeholder the client registered with.
-    #[arg(long, value_name = "FQDN", default_value = "m2mtrust.example")]
-    admin_fqdn: String,
 }
 
 /// Runs `m2mtrust maf retrieve-key`: MAF Key Retrieval (§8.8.2.8) of a key registered for
@@ -423,11 +419,11 @@ pub async fn retrieve_key(args: RetrieveKeyArgs) -> ExitCode {
     let runtime = |e: String| (e, 1u8);
     let result = async {
         let (mut session, maf, _, sealer) = maf_session(
-            &args.data,
-            &args.maf,
-            &args.km_id,
-            &args.km_file,
-            &args.admin_fqdn,
+            &args.access.data,
+            &args.access.maf,
+            &args.access.km_id,
+            &args.access.km_file,
+            &args.access.admin_fqdn,
         )
         .await?;
         let (conn, _) = session.parts();
@@ -444,7 +440,7 @@ pub async fn retrieve_key(args: RetrieveKeyArgs) -> ExitCode {
             expiration_time: m2mtrust_mef::procedures::types::format_timestamp(key.expiration),
             sealed_key: B64.encode(sealed),
         };
-        let dir = args.data.join("maf-keys");
+        let dir = args.access.data.join("maf-keys");
         std::fs::create_dir_all(&dir)
             .map_err(|e| runtime(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(format!("{}.json", key.relative_key_id));
@@ -486,7 +482,7 @@ pub async fn register_key(args: RegisterKeyArgs) -> ExitCode {
             println!("registered {kid} for {} (expires {exp})", args.target);
             println!(
                 "  stored in    {}",
-                args.data.join(args.usage.file()).display()
+                args.access.data.join(args.usage.file()).display()
             );
             ExitCode::SUCCESS
         }
@@ -600,11 +596,11 @@ async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), 
     use m2mtrust_mef::session::{self, KeyRegistrationRequest, KeyValue};
     let runtime = |e: String| (e, 1u8);
     let (mut session, maf, admin, sealer) = maf_session(
-        &args.data,
-        &args.maf,
-        &args.km_id,
-        &args.km_file,
-        &args.admin_fqdn,
+        &args.access.data,
+        &args.access.maf,
+        &args.access.km_id,
+        &args.access.km_file,
+        &args.access.admin_fqdn,
     )
     .await?;
     let (conn, export) = session.parts();
@@ -639,7 +635,7 @@ async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), 
         sealed_key: B64.encode(sealed),
     };
     let json = serde_json::to_vec_pretty(&record).map_err(|e| runtime(e.to_string()))?;
-    write_private(&args.data.join(args.usage.file()), &json).map_err(runtime)?;
+    write_private(&args.access.data.join(args.usage.file()), &json).map_err(runtime)?;
     Ok((kid, exp))
 }
 

@@ -24,10 +24,10 @@ pub enum MafCommand {
     /// Pre-provisioned master credentials (Km, named by KmID) of MAF clients.
     #[command(subcommand)]
     Client(ClientCommand),
-    /// Device side: register a key for a target CSE at the MAF (MAF Key Registration,
-    /// §8.8.2.7, SUID 32) with the master credential `m2mtrust enrol --maf` obtained; the key
-    /// and its Key Identifier are kept (sealed) in the device's data folder for
-    /// `m2mtrust request --data DEVDIR --use-maf-key`.
+    /// Device side: register a key at the MAF for a target (MAF Key Registration, §8.8.2.7)
+    /// with the master credential `m2mtrust enrol --maf` obtained: by default a SAEF key
+    /// (SUID 32) for `m2mtrust request --data DEVDIR --use-maf-key`; `--usage esprim|esdata` for
+    /// end-to-end keys. The key and its Key Identifier are kept sealed in the device's folder.
     RegisterKey(crate::enrol::RegisterKeyArgs),
     /// Device side: retrieve a key a Source registered at the MAF with this device among its
     /// targets (MAF Key Retrieval, §8.8.2.8), e.g. an ESData key (`register-key --usage
