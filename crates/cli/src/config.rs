@@ -222,6 +222,10 @@ pub struct CseSection {
     pub role_authorities: Vec<String>,
     /// `cse.das_timeout_ms`: how long a Dynamic Authorization System may take to answer.
     pub das_timeout_ms: Option<u64>,
+    /// `cse.das_uris`: Dynamic Authorization Systems consulted besides the one `up` runs
+    /// (`dynamicAuthorizationPoA` URIs, e.g. `https://das.example:8446/das`).
+    #[serde(default)]
+    pub das_uris: Vec<String>,
 }
 
 /// `[https]`: the TLS listener.
@@ -636,6 +640,7 @@ impl Settings {
             time_zone,
             locations,
             role_authorities: file.cse.role_authorities,
+            das_uris: file.cse.das_uris,
             das_timeout: file
                 .cse
                 .das_timeout_ms

@@ -486,10 +486,12 @@ impl CseTokenVerifier for Verifier {
         holder: &str,
         now: DateTime<Utc>,
     ) -> Result<VerifiedToken, String> {
-        let claims = self
-            .0
-            .verify(jwt, audience, holder, now)
-            .map_err(|e| e.to_string())?;
+        // The originator learns only the reason code; the detail (which may name another
+        // holder) stays in the log.
+        let claims = self.0.verify(jwt, audience, holder, now).map_err(|e| {
+            tracing::info!(target: "audit", originator = %holder, error = %e, "token not verified");
+            e.reason().to_string()
+        })?;
         Ok(VerifiedToken {
             token_id: claims.token_id,
             issuer: claims.issuer,

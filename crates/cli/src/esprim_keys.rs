@@ -34,17 +34,29 @@ pub struct StoreEsPrimKeys {
     /// The FQDN this CSE is known by as enrolment target of the MEF sharing the data folder.
     local_mef_target: Option<String>,
     remote_mef: Option<Arc<RemoteMef>>,
+    /// This CSE's identity, to read the identities keys come with.
+    home: m2mtrust_model::Home,
 }
 
 impl StoreEsPrimKeys {
-    /// Keys of `store`, unsealed with `sealer`.
-    pub fn new(store: Arc<dyn Store>, sealer: Arc<Sealer>) -> Self {
+    /// Keys of `store`, unsealed with `sealer`, for the CSE `home`.
+    pub fn new(store: Arc<dyn Store>, sealer: Arc<Sealer>, home: m2mtrust_model::Home) -> Self {
         Self {
             store,
             sealer,
             maf: None,
             local_mef_target: None,
             remote_mef: None,
+            home,
+        }
+    }
+
+    /// The canonical form of an AE-ID or CSE-ID a MAF or MEF associates with a key (the form
+    /// the inner `From` is compared in, §7.2.2); `None` for anything else.
+    fn identity(&self, id: &str) -> Option<String> {
+        match m2mtrust_model::Originator::parse(id, &self.home).ok()? {
+            m2mtrust_model::Originator::Foreign(_) => None,
+            o => Some(o.canonical()),
         }
     }
 
@@ -78,8 +90,10 @@ impl StoreEsPrimKeys {
                     let key =
                         m2mtrust_crypto::kdf::derive_usage_constrained(&e.ke, &suid, fqdn).ok()?;
                     let identity = match e.assignment {
-                        m2mtrust_mef::Assignment::CseId(c) => c,
-                        m2mtrust_mef::Assignment::AeIds(ids) if ids.len() == 1 => ids[0].clone(),
+                        m2mtrust_mef::Assignment::CseId(c) => self.identity(&c)?,
+                        m2mtrust_mef::Assignment::AeIds(ids) if ids.len() == 1 => {
+                            self.identity(&ids[0])?
+                        }
                         m2mtrust_mef::Assignment::AeIds(_) => return None,
                     };
                     (key, identity, Some(e.expires))
@@ -113,7 +127,7 @@ impl StoreEsPrimKeys {
             return None;
         }
         let identity = match fetched.enrolee_id.as_slice() {
-            [one] if one.starts_with(['/', 'C', 'S']) => one.clone(),
+            [one] if self.identity(one).is_some() => self.identity(one)?,
             _ => return None,
         };
         self.keep(id, &fetched.key, &identity, fetched.expires);
@@ -187,7 +201,7 @@ impl StoreEsPrimKeys {
             return None;
         }
         let identity = match fetched.enrolee_id.as_slice() {
-            [one] if one.starts_with(['/', 'C', 'S']) => one.clone(),
+            [one] if self.identity(one).is_some() => self.identity(one)?,
             _ => {
                 tracing::info!(target: "audit", event = "esprim_key_refused", kid, "the key's client is not one AE-ID or CSE-ID");
                 return None;

@@ -191,10 +191,12 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
     settings.cse.role_issuers.push(das_issuer.clone());
     if let Some(l) = &das_listener {
         let local = l.local_addr().map_err(|e| e.to_string())?;
+        let uri = format!("https://{local}/das");
         settings
             .cse
             .token_issuer_das
-            .insert(das_issuer, format!("https://{local}/das"));
+            .insert(das_issuer, uri.clone());
+        settings.cse.das_uris.push(uri);
     }
     let notifier = Notifier::new(Arc::new(m2mtrust_cse::HttpNotificationTransport::new()));
     let cse = Cse::start(settings.cse.clone(), store.clone(), notifier)
@@ -208,7 +210,8 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
     )?);
     // End-to-end protected requests (ESPrim) under the data folder's pairwiseESPrimKeys.
     // Keys named by a Key Identifier of the MAF are retrieved from it (MAF framework).
-    let mut esprim_keys = crate::esprim_keys::StoreEsPrimKeys::new(store.clone(), sealer.clone());
+    let mut esprim_keys =
+        crate::esprim_keys::StoreEsPrimKeys::new(store.clone(), sealer.clone(), home.clone());
     if let Some(maf) = maf_retriever(&settings, &dir, &sealer, &ca, local_maf.as_ref())? {
         esprim_keys = esprim_keys.with_maf(maf);
     }

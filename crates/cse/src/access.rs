@@ -405,7 +405,9 @@ impl Cse {
         )?;
         // Tokens, then dynamic ACPs, are consulted when the static policy denies (TS-0003
         // §7.3.2.3 step 6.3, §7.3.2.2 step 4.2).
-        if grant.is_none() {
+        // They never reach `selfPrivileges`: changing `acpi`, or an `<accessControlPolicy>`
+        // itself, needs the static policy's permission.
+        if grant.is_none() && !self_privileges && target.ty != T::ACCESS_CONTROL_POLICY {
             let dynamic = self
                 .token_permits(ctx, target, op)
                 .or_else(|| self.dynamic_acp_permits(ctx, target, op));

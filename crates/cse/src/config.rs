@@ -39,6 +39,9 @@ pub struct CseConfig {
     /// Where Token-IDs (`tids`) are resolved: the DAS URI of each token issuer (the part of a
     /// Token-ID after `@`), TS-0003 §7.3.2.3 step 5.
     pub token_issuer_das: std::collections::HashMap<String, String>,
+    /// The Dynamic Authorization Systems this CSE consults (`dynamicAuthorizationPoA` URIs);
+    /// a consultation naming any other is not followed.
+    pub das_uris: Vec<String>,
     /// How long a Dynamic Authorization System may take to answer.
     pub das_timeout: std::time::Duration,
     /// Lifetime of a dynamic ACP whose `dynamicACPInfo` names no privileges lifetime.
@@ -69,6 +72,7 @@ impl Default for CseConfig {
             role_authorities: Vec::new(),
             role_issuers: Vec::new(),
             token_issuer_das: std::collections::HashMap::new(),
+            das_uris: Vec::new(),
             das_timeout: std::time::Duration::from_secs(5),
             default_dynamic_acp_secs: 600,
             esprim_rand_lifetime_secs: 3600,

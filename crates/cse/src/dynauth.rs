@@ -83,6 +83,8 @@ struct DynamicAcp {
     not_after: DateTime<Utc>,
 }
 
+/// Dynamic ACPs kept per resource; older ones make room.
+const ACPS_PER_TARGET: usize = 8;
 /// Tokens kept per (holder, resource) from direct consultations; older ones make room.
 const TOKENS_PER_TARGET: usize = 4;
 /// (holder, resource) pairs with cached tokens at most; beyond, expired entries are dropped
@@ -215,6 +217,18 @@ impl Cse {
         let mut lifetime: Option<u64> = None;
         for dac in self.consultations(target)? {
             for uri in dac.str_list("dap") {
+                // Only the DASs the operator configured: a consultation resource names where
+                // to ask, not whom to trust (anyone who may create one could point it at a
+                // server of their own).
+                let trusted = self
+                    .cfg
+                    .das_uris
+                    .iter()
+                    .any(|t| t.trim_end_matches('/') == uri.trim_end_matches('/'));
+                if !trusted {
+                    tracing::warn!(target: "audit", das = %uri, consultation = %dac.srn, "DAS not configured as trusted; not consulted");
+                    continue;
+                }
                 if !uris.iter().any(|u| u == uri) {
                     uris.push(uri.to_string());
                 }
@@ -369,6 +383,9 @@ impl Cse {
                     if let Ok(mut acps) = self.dynamic.acps.write() {
                         let list = acps.entry(denied.target.ri().to_string()).or_default();
                         list.retain(|a| a.not_after > now);
+                        if list.len() >= ACPS_PER_TARGET {
+                            list.remove(0);
+                        }
                         list.push(DynamicAcp { acp, not_after });
                     }
                     tracing::info!(target: "audit", resource = %denied.target.srn, until = %not_after, "dynamic ACP created");

@@ -382,6 +382,16 @@ impl Cse {
     ) -> Result<(Vec<u8>, EsPrimObject, SessionKey, String), EsPrimError> {
         let object = EsPrimObject::parse(epo, now)?;
         let header = object.header();
+        // The receiver rand object first: it is local, while an unknown `kid` may make the key
+        // lookup ask the MAF or MEF.
+        let receiver = self
+            .esprim
+            .receivers
+            .lock()
+            .ok()
+            .and_then(|r| r.get(header.rri.as_str()).cloned())
+            .filter(|r| r.expiry > now)
+            .ok_or_else(|| EsPrimError::UnknownReceiverRandId(header.rri.to_string()))?;
         let keys = self
             .esprim
             .keys
@@ -391,14 +401,6 @@ impl Cse {
             .pairwise(&header.kid)
             .filter(|k| k.not_after.is_none_or(|t| t > now))
             .ok_or_else(|| EsPrimError::UnknownKeyId(header.kid.clone()))?;
-        let receiver = self
-            .esprim
-            .receivers
-            .lock()
-            .ok()
-            .and_then(|r| r.get(header.rri.as_str()).cloned())
-            .filter(|r| r.expiry > now)
-            .ok_or_else(|| EsPrimError::UnknownReceiverRandId(header.rri.to_string()))?;
         let originator = match &header.oro {
             Some(oro) => {
                 // At the start of a session `ori` names the object sent.

@@ -78,6 +78,14 @@ impl Cse {
                 ctx.req.to
             )));
         }
+        // Only an originator the connection's credential vouches for is carried further: the
+        // next hop takes this CSE's word for who it is.
+        if !vouched_for(ctx) {
+            return Err(CseError::NotRegistered(format!(
+                "{} is not the identity bound to this connection; requests for other CSEs are forwarded only for it",
+                ctx.orig()
+            )));
+        }
         let mut req = ctx.req.clone();
         req.from = ctx
             .originator
@@ -126,6 +134,19 @@ fn forwarded_from(orig: &Originator, req: &Request, home: &m2mtrust_model::Home)
         _ if sent.is_empty() => orig.canonical(),
         _ => sent.to_string(),
     }
+}
+
+/// True when the connection's credential is bound to the originator (or, for an AE of a CSE
+/// registered here, to that CSE).
+fn vouched_for(ctx: &Ctx<'_>) -> bool {
+    let (Some(orig), Authentication::Credential { bound_ids, .. }) =
+        (&ctx.originator, &ctx.peer.authentication)
+    else {
+        return false;
+    };
+    let me = orig.canonical();
+    bound_ids.contains(&me)
+        || matches!(orig, Originator::RemoteAe(c, _) if bound_ids.iter().any(|b| b == c.as_str()))
 }
 
 /// True when the request arrived over an association bound to `cse`, or names an originator

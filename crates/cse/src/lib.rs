@@ -58,7 +58,7 @@ pub struct Cse {
     /// Verifier of tokens from trusted issuers (TS-0003 §7.3).
     token_verifier: std::sync::OnceLock<Arc<dyn tokens::TokenVerifier>>,
     /// Verified tokens by the Local-Token-ID assigned to them.
-    local_tokens: RwLock<HashMap<String, Arc<tokens::VerifiedToken>>>,
+    local_tokens: RwLock<tokens::LocalTokens>,
     /// The next Local-Token-ID number.
     next_local_token: std::sync::atomic::AtomicU64,
     /// Direct dynamic authorization: the DAS client, dynamic ACPs, tokens from DASs.
@@ -132,7 +132,7 @@ impl Cse {
             pdp,
             acp_cache: RwLock::new(HashMap::new()),
             token_verifier: std::sync::OnceLock::new(),
-            local_tokens: RwLock::new(HashMap::new()),
+            local_tokens: RwLock::new(tokens::LocalTokens::default()),
             next_local_token: std::sync::atomic::AtomicU64::new(1),
             dynamic: dynauth::DynamicState::default(),
             esprim: esprim::EsPrimState::default(),

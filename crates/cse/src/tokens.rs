@@ -56,6 +56,41 @@ pub trait TokenVerifier: Send + Sync {
     ) -> std::result::Result<VerifiedToken, String>;
 }
 
+/// Local-Token-IDs held at most; beyond, expired ones are dropped and, if that is not enough,
+/// the Local-Token-IDs of new tokens are not kept (the tokens still serve the request that
+/// carried them; a later use of such a Local-Token-ID is refused as unknown).
+const MAX_LOCAL_TOKENS: usize = 100_000;
+
+/// Verified tokens by the Local-Token-ID assigned to them, and the reverse index.
+#[derive(Default)]
+pub(crate) struct LocalTokens {
+    by_lti: std::collections::HashMap<String, Arc<VerifiedToken>>,
+    /// (issuer, Token-ID, holder) → Local-Token-ID.
+    by_token: std::collections::HashMap<(String, String, String), String>,
+}
+
+impl LocalTokens {
+    fn key(t: &VerifiedToken) -> (String, String, String) {
+        (t.issuer.clone(), t.token_id.clone(), t.holder.clone())
+    }
+
+    fn get(&self, lti: &str) -> Option<Arc<VerifiedToken>> {
+        self.by_lti.get(lti).cloned()
+    }
+
+    fn remove(&mut self, lti: &str) {
+        if let Some(t) = self.by_lti.remove(lti) {
+            self.by_token.remove(&Self::key(&t));
+        }
+    }
+
+    fn prune(&mut self, now: DateTime<Utc>) {
+        self.by_lti.retain(|_, t| t.not_after > now);
+        let by_lti = &self.by_lti;
+        self.by_token.retain(|_, lti| by_lti.contains_key(lti));
+    }
+}
+
 fn refused(msg: impl Into<String>) -> CseError {
     CseError::NoPrivilege(msg.into())
 }
@@ -99,11 +134,7 @@ impl Cse {
             ctx.tokens.push(token);
         }
         for lti in &req.local_token_ids {
-            let cached = self
-                .local_tokens
-                .read()
-                .ok()
-                .and_then(|m| m.get(lti).cloned());
+            let cached = self.local_tokens.read().ok().and_then(|m| m.get(lti));
             let Some(token) = cached else {
                 return Err(refused(format!("unknown Local-Token-ID {lti}")));
             };
@@ -129,10 +160,9 @@ impl Cse {
     /// The Local-Token-ID of a verified token: the one assigned before to the same token, or
     /// a new one (§7.3.2.3 step 6.2; an NCName, unique here).
     fn local_token_id(&self, token: &Arc<VerifiedToken>) -> String {
+        let key = LocalTokens::key(token);
         if let Ok(map) = self.local_tokens.read()
-            && let Some((lti, _)) = map.iter().find(|(_, t)| {
-                t.token_id == token.token_id && t.issuer == token.issuer && t.holder == token.holder
-            })
+            && let Some(lti) = map.by_token.get(&key)
         {
             return lti.clone();
         }
@@ -141,9 +171,13 @@ impl Cse {
             self.next_local_token.fetch_add(1, Ordering::Relaxed)
         );
         if let Ok(mut map) = self.local_tokens.write() {
-            let now = Utc::now();
-            map.retain(|_, t| t.not_after > now);
-            map.insert(lti.clone(), token.clone());
+            if map.by_lti.len() >= MAX_LOCAL_TOKENS {
+                map.prune(Utc::now());
+            }
+            if map.by_lti.len() < MAX_LOCAL_TOKENS {
+                map.by_lti.insert(lti.clone(), token.clone());
+                map.by_token.insert(key, lti.clone());
+            }
         }
         lti
     }

@@ -247,6 +247,7 @@ async fn fixture(answer: Answer) -> Fixture {
     let cfg = CseConfig {
         role_issuers: vec![DAS.into()],
         token_issuer_das: [(DAS.to_string(), DAS_URI.to_string())].into(),
+        das_uris: vec![DAS_URI.to_string()],
         das_timeout: std::time::Duration::from_millis(500),
         ..CseConfig::default()
     };
@@ -915,4 +916,88 @@ async fn token_role_ids_enable_role_rules_on_the_named_resources() {
         .read_with("Cae1", "cse-in/other", |r| r.tokens = vec![jwt.clone()])
         .await;
     assert_eq!(r.status, DENIED);
+}
+
+#[tokio::test]
+async fn token_privileges_never_reach_self_privileges() {
+    let f = fixture(Answer::Unreachable).await;
+    // A token granting UPDATE (and RETRIEVE) on cse-in/plain.
+    let (_, jwt) = token(
+        DAS,
+        HCSE,
+        &holder("Cae1"),
+        &["/id-in/cse-in/plain", "/id-in/cse-in/adminOnly"],
+        6,
+        (Utc::now() - Duration::seconds(1), 60),
+        None,
+    );
+    let update = |content: Value| {
+        let jwt = jwt.clone();
+        let f = &f;
+        async move {
+            f.call(
+                Operation::Update,
+                "cse-in/plain",
+                "Cae1",
+                None,
+                Some(content),
+                |r| r.tokens = vec![jwt],
+            )
+            .await
+        }
+    };
+    // An ordinary attribute: permitted.
+    let r = update(json!({"m2m:cnt": {"lbl": ["x"]}})).await;
+    assert_eq!(r.status, ResponseStatusCode::UPDATED, "{:?}", r.content);
+    // Its acpi: needs UPDATE in the selfPrivileges of its ACPs, which no token gives.
+    let own = f.ri("cse-in/adminOnly").await;
+    let r = update(json!({"m2m:cnt": {"acpi": [own]}})).await;
+    assert_eq!(r.status, DENIED, "{:?}", r.content);
+    // Nor the ACP itself, although the token names it.
+    let r = f
+        .call(
+            Operation::Update,
+            "cse-in/adminOnly",
+            "Cae1",
+            None,
+            Some(json!({"m2m:acp": {"pv": {"acr": [{"acor": ["all"], "acop": 63}]}}})),
+            |r| r.tokens = vec![jwt.clone()],
+        )
+        .await;
+    assert_eq!(r.status, DENIED, "{:?}", r.content);
+}
+
+#[tokio::test]
+async fn only_configured_dass_are_consulted() {
+    let f = fixture(Answer::Acp { acop: 63, secs: 60 }).await;
+    // Cae1 creates a consultation of its own, pointing at a server it runs, and links a
+    // resource of its own to it.
+    let r = f
+        .call(
+            Operation::Create,
+            "cse-in/Cae1",
+            "Cae1",
+            Some(ResourceType::DYNAMIC_AUTHORIZATION_CONSULTATION),
+            Some(json!({"m2m:dac": {"rn": "mine", "dae": true, "dap": ["https://evil.example/das"]}})),
+            |_| {},
+        )
+        .await;
+    assert_eq!(r.status, ResponseStatusCode::CREATED, "{:?}", r.content);
+    let dac = r.content.unwrap()["m2m:dac"]["ri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let acp = f.ri("cse-in/adminOnly").await;
+    f.admin(
+        ResourceType::CONTAINER,
+        "cse-in",
+        json!({"m2m:cnt": {"rn": "lured", "acpi": [acp], "daci": [dac]}}),
+    )
+    .await;
+    assert_eq!(f.read("Cae1", "cse-in/lured").await.status, DENIED);
+    assert_eq!(f.das.calls(), 0, "an unconfigured DAS is never asked");
+    let r = f
+        .read_with("Cae1", "cse-in/lured", |r| r.token_request_indicator = true)
+        .await;
+    assert!(r.token_request_info.is_none());
 }

@@ -399,3 +399,40 @@ async fn errors_of_the_hosting_cse_pass_through() {
     resp.request_id.clear();
     assert_eq!(resp, denied);
 }
+
+#[tokio::test]
+async fn only_originators_the_connection_vouches_for_are_forwarded() {
+    let next = Recorder::new(Some("/id-in"), Ok(created()));
+    let f = mn(Some(next.clone())).await;
+    let req = request(
+        Operation::Retrieve,
+        "/id-in/cse-in/data",
+        Some("Cae1"),
+        None,
+        None,
+    );
+    // A credential that vouches for no identity, and no security association at all: the
+    // registered Cae1 could be anyone, so the request is not carried to the next hop.
+    let unbound = PeerIdentity {
+        addr: Some("127.0.0.1:5000".parse().unwrap()),
+        authentication: Authentication::Credential {
+            credential_id: "11-someone@maf.m2mtrust.example".into(),
+            bound_ids: Vec::new(),
+        },
+    };
+    let plain = PeerIdentity::unauthenticated(Some("127.0.0.1:5000".parse().unwrap()));
+    for p in [unbound, plain] {
+        let resp = f.cse.handle(req.clone(), p).await;
+        assert_eq!(
+            resp.status,
+            Rsc::ORIGINATOR_HAS_NOT_REGISTERED,
+            "{:?}",
+            resp.debug_message()
+        );
+    }
+    assert!(next.sent().is_empty());
+    // Bound to Cae1: forwarded.
+    let resp = f.cse.handle(req, peer(&["Cae1"])).await;
+    assert_eq!(resp.status, Rsc::CREATED);
+    assert_eq!(next.sent().len(), 1);
+}
