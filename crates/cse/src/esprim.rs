@@ -133,11 +133,64 @@ pub trait EsCertKeTerminator: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, EsCertKeRefusal>> + Send>>;
 }
 
+/// Receiver rand objects outstanding per requester; a new one replaces its oldest.
+const RECEIVER_OBJECTS_PER_REQUESTER: usize = 64;
+
+/// The receiver rand objects handed out, by `esprimRandID`, and per requester in order.
+#[derive(Default)]
+struct ReceiverObjects {
+    by_id: HashMap<String, ReceiverEsPrimRandObject>,
+    by_requester: HashMap<String, std::collections::VecDeque<String>>,
+}
+
+impl ReceiverObjects {
+    fn get(&self, id: &str) -> Option<ReceiverEsPrimRandObject> {
+        self.by_id.get(id).cloned()
+    }
+
+    fn prune(&mut self, now: DateTime<Utc>) {
+        self.by_id.retain(|_, o| o.expiry > now);
+        let by_id = &self.by_id;
+        self.by_requester.retain(|_, ids| {
+            ids.retain(|id| by_id.contains_key(id));
+            !ids.is_empty()
+        });
+    }
+
+    /// Keeps `object` for `requester`; `false` when the table is full of unexpired objects.
+    fn insert(
+        &mut self,
+        requester: &str,
+        object: &ReceiverEsPrimRandObject,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let ids = self.by_requester.entry(requester.to_string()).or_default();
+        if ids.len() >= RECEIVER_OBJECTS_PER_REQUESTER
+            && let Some(oldest) = ids.pop_front()
+        {
+            self.by_id.remove(&oldest);
+        }
+        if self.by_id.len() >= MAX_RECEIVER_OBJECTS {
+            self.prune(now);
+            if self.by_id.len() >= MAX_RECEIVER_OBJECTS {
+                return false;
+            }
+        }
+        let id = object.id.as_str().to_string();
+        self.by_requester
+            .entry(requester.to_string())
+            .or_default()
+            .push_back(id.clone());
+        self.by_id.insert(id, object.clone());
+        true
+    }
+}
+
 /// The Receiver's ESPrim state.
 pub(crate) struct EsPrimState {
     keys: OnceLock<Arc<dyn EsPrimKeys>>,
     escertke: OnceLock<Arc<dyn EsCertKeTerminator>>,
-    receivers: Mutex<HashMap<String, ReceiverEsPrimRandObject>>,
+    receivers: Mutex<ReceiverObjects>,
     /// Originator rand objects by (`kid`, `esri`).
     originators: Mutex<HashMap<(String, String), OriginatorEsPrimRandObject>>,
     replay: Mutex<ReplayGuard>,
@@ -148,7 +201,7 @@ impl Default for EsPrimState {
         Self {
             keys: OnceLock::new(),
             escertke: OnceLock::new(),
-            receivers: Mutex::new(HashMap::new()),
+            receivers: Mutex::new(ReceiverObjects::default()),
             originators: Mutex::new(HashMap::new()),
             replay: Mutex::new(ReplayGuard::new(REPLAY_CAPACITY)),
         }
@@ -193,7 +246,9 @@ impl Cse {
         let sit = seci.get("sit").and_then(Value::as_u64)?;
         let now = Utc::now();
         match sit {
-            SIT_RAND_REQUEST => Some(self.receiver_rand_object(now)),
+            SIT_RAND_REQUEST => {
+                Some(self.receiver_rand_object(req.from.as_deref().unwrap_or(""), now))
+            }
             SIT_ESPRIM_OBJECT => {
                 let Some(epo) = seci.get("epo").and_then(Value::as_str) else {
                     return Some(Response::error(
@@ -254,7 +309,7 @@ impl Cse {
     }
 
     /// Step B.2e/f: a fresh non-shared receiver rand object.
-    fn receiver_rand_object(&self, now: DateTime<Utc>) -> Response {
+    fn receiver_rand_object(&self, requester: &str, now: DateTime<Utc>) -> Response {
         if !self.esprim_enabled() {
             return outer_error(&EsPrimError::UnsupportedOption(
                 "this CSE does not take ESPrim Objects".into(),
@@ -280,16 +335,12 @@ impl Cse {
         let Ok(mut receivers) = self.esprim.receivers.lock() else {
             return Response::error(Rsc::INTERNAL_SERVER_ERROR, "internal error");
         };
-        if receivers.len() >= MAX_RECEIVER_OBJECTS {
-            receivers.retain(|_, o| o.expiry > now);
-            if receivers.len() >= MAX_RECEIVER_OBJECTS {
-                return Response::error(
-                    Rsc::INTERNAL_SERVER_ERROR,
-                    "too many ESPrim sessions are being set up; try again later",
-                );
-            }
+        if !receivers.insert(requester, &object, now) {
+            return Response::error(
+                Rsc::INTERNAL_SERVER_ERROR,
+                "too many ESPrim sessions are being set up; try again later",
+            );
         }
-        receivers.insert(object.id.as_str().to_string(), object.clone());
         seci(json!({"sit": SIT_RAND_RESPONSE, "ero": object.to_json()}))
     }
 
@@ -389,7 +440,7 @@ impl Cse {
             .receivers
             .lock()
             .ok()
-            .and_then(|r| r.get(header.rri.as_str()).cloned())
+            .and_then(|r| r.get(header.rri.as_str()))
             .filter(|r| r.expiry > now)
             .ok_or_else(|| EsPrimError::UnknownReceiverRandId(header.rri.to_string()))?;
         let keys = self

@@ -395,3 +395,33 @@ async fn escertke_messages_reach_the_terminator() {
     let resp = f.cse.handle(outer("Cae2", msg(b"abc")), peer("Cae1")).await;
     assert!(!resp.status.is_success());
 }
+
+#[tokio::test]
+async fn one_originator_holds_a_bounded_number_of_receiver_rand_objects() {
+    let f = fixture().await;
+    // The first session, then 64 more requests for rand objects by the same originator: the
+    // oldest object gives way, so the first session's object is unknown.
+    let first = f.session("Cae1").await;
+    for _ in 0..64 {
+        f.session("Cae1").await;
+    }
+    let epo = first.protect(&create_container("Cae1", "late"), &first.header(KID, true));
+    let resp = f.send_epo("Cae1", &epo).await;
+    assert_eq!(
+        resp.status,
+        ResponseStatusCode::ESPRIM_UNKNOWN_RECV_RAND_ID,
+        "{:?}",
+        resp.content
+    );
+    // Another originator's objects are not touched by Cae1's requests.
+    let other = f.session("Cae2").await;
+    for _ in 0..64 {
+        f.session("Cae1").await;
+    }
+    let mut inner = create_container("Cae2", "kept");
+    inner.from = Some("Cae2".into());
+    let epo = other.protect(&inner, &other.header(KID, true));
+    let resp = f.send_epo("Cae2", &epo).await;
+    // The rand object is still known; the key belongs to Cae1, so the answer is 4116.
+    assert_eq!(resp.status, ResponseStatusCode::ESPRIM_IMPERSONATION_ERROR);
+}
