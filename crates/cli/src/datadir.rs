@@ -24,6 +24,18 @@ use m2mtrust_store::{Durability, SqliteStore};
 /// Validity of certificates the development CA issues.
 pub const DEV_CERT_DAYS: u32 = 825;
 
+/// The data folder's CA followed by the configured trust anchors, PEM.
+pub fn trust_anchors_pem(ca: &DevCa, extra: &[PathBuf]) -> Result<Vec<u8>, String> {
+    let mut anchors = ca.cert_pem().as_bytes().to_vec();
+    for path in extra {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("https.trust_anchors: {}: {e}", path.display()))?;
+        anchors.push(b'\n');
+        anchors.extend_from_slice(&pem);
+    }
+    Ok(anchors)
+}
+
 /// The development CA plus operator trust anchors (PEM files); errors name `key` and the file.
 pub fn trust_anchors(
     ca: &DevCa,

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -152,21 +151,6 @@ fn origin(url: &str) -> &str {
         Some(end) => &url[..start + end],
         None => url,
     }
-}
-
-/// The data folder's CA followed by the configured trust anchors, PEM.
-pub fn trust_anchors_pem(
-    ca: &m2mtrust_crypto::DevCa,
-    extra: &[PathBuf],
-) -> Result<Vec<u8>, String> {
-    let mut anchors = ca.cert_pem().as_bytes().to_vec();
-    for path in extra {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("https.trust_anchors: {}: {e}", path.display()))?;
-        anchors.push(b'\n');
-        anchors.extend_from_slice(&pem);
-    }
-    Ok(anchors)
 }
 
 #[cfg(test)]

@@ -223,22 +223,8 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
             home.sp_id.domain(),
         ));
     }
-    if let Some(remote) = &settings.remote_mef {
-        let pem = std::fs::read(&remote.ca)
-            .map_err(|e| format!("mef.remote_ca: {}: {e}", remote.ca.display()))?;
-        let trust = m2mtrust_channel::TrustAnchors::from_pem(&pem)
-            .map_err(|e| format!("mef.remote_ca: {}: {e}", remote.ca.display()))?;
-        let (chain, key) = server_identity(&settings, &dir, &sealer, &ca)?;
-        let me =
-            m2mtrust_channel::CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
-                .map_err(|e| format!("server certificate: {e}"))?;
-        esprim_keys = esprim_keys.with_remote_mef(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
-            remote.addr.clone(),
-            remote.fqdn.clone(),
-            me,
-            trust,
-            std::time::Duration::from_secs(5),
-        )));
+    if let Some(mef) = mef_retriever(&settings, &dir, &sealer, &ca)? {
+        esprim_keys = esprim_keys.with_remote_mef(mef);
     }
     cse.set_esprim_keys(Arc::new(esprim_keys));
     // ESCertKE (TS-0003 §8.7): this CSE is a Terminating End-Point with its own certificate; the
@@ -253,17 +239,10 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
     // Dynamic Authorization Systems are consulted as this CSE, with its certificate.
     {
         let (chain, key) = server_identity(&settings, &dir, &sealer, &ca)?;
-        let mut anchors = ca.cert_pem().as_bytes().to_vec();
-        for path in &settings.trust_anchors {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("https.trust_anchors: {}: {e}", path.display()))?;
-            anchors.push(b'\n');
-            anchors.extend_from_slice(&pem);
-        }
         cse.set_das_client(Arc::new(crate::das_client::CseDasClient::new(
             chain.into_bytes(),
             key,
-            anchors,
+            crate::datadir::trust_anchors_pem(&ca, &settings.trust_anchors)?,
             settings.cse.das_timeout,
         )));
     }
@@ -272,7 +251,7 @@ async fn serve(mut settings: Settings, mode: Mode) -> Result<(), String> {
         settings.registrar.as_ref(),
         store.clone(),
         server_identity(&settings, &dir, &sealer, &ca)?,
-        crate::forwarder::trust_anchors_pem(&ca, &settings.trust_anchors)?,
+        crate::datadir::trust_anchors_pem(&ca, &settings.trust_anchors)?,
     )));
     let example = ensure_example_psk(&dir, &sealer, &store, &home).await?;
 
@@ -460,7 +439,7 @@ pub(crate) fn tls_acceptor(
     store: &Arc<dyn Store>,
     local_maf: Option<&(std::net::SocketAddr, String)>,
 ) -> Result<m2mtrust_channel::TlsAcceptor, String> {
-    use m2mtrust_channel::{CertifiedKey, IdentityRules, ServerConfig, TrustAnchors};
+    use m2mtrust_channel::{CertifiedKey, IdentityRules, ServerConfig};
     let home = &settings.cse.home;
     let (chain, key) = server_identity(settings, dir, sealer, ca)?;
     let rules = IdentityRules::new(
@@ -494,27 +473,9 @@ pub(crate) fn tls_acceptor(
     config.client_trust = Some(trust);
     config.psk_identity_hint = Some(home.cse_id.bare().to_string());
     let mut credentials = StoreCredentials::new(store.clone(), sealer.clone());
-    // Keys of devices enrolled at a MEF, or distributed by a MAF, are fetched from it; the CSE
-    // authenticates with its own certificate, which names its CSE-ID.
-    let function = |addr: String, fqdn: String, trust: TrustAnchors| {
-        let me = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
-            .map_err(|e| format!("server certificate: {e}"))?;
-        Ok::<_, String>(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
-            addr,
-            fqdn,
-            me,
-            trust,
-            std::time::Duration::from_secs(5),
-        )))
-    };
-    let remote_trust = |path: &std::path::Path, key: &str| {
-        let pem = std::fs::read(path).map_err(|e| format!("{key}: {}: {e}", path.display()))?;
-        TrustAnchors::from_pem(&pem).map_err(|e| format!("{key}: {}: {e}", path.display()))
-    };
-    if let Some(remote) = &settings.remote_mef {
-        let trust = remote_trust(&remote.ca, "mef.remote_ca")?;
-        credentials =
-            credentials.with_remote_mef(function(remote.addr.clone(), remote.fqdn.clone(), trust)?);
+    // Keys of devices enrolled at a MEF, or distributed by a MAF, are fetched from it.
+    if let Some(mef) = mef_retriever(settings, dir, sealer, ca)? {
+        credentials = credentials.with_remote_mef(mef);
     }
     if let Some(maf) = maf_retriever(settings, dir, sealer, ca, local_maf)? {
         credentials = credentials.with_maf(maf);
@@ -533,33 +494,76 @@ fn maf_retriever(
     ca: &m2mtrust_crypto::DevCa,
     local_maf: Option<&(std::net::SocketAddr, String)>,
 ) -> Result<Option<Arc<m2mtrust_mef::remote::RemoteMef>>, String> {
-    use m2mtrust_channel::{CertifiedKey, TrustAnchors};
     let (addr, fqdn, trust) = match (local_maf, &settings.remote_maf) {
         (Some((addr, fqdn)), _) => (
             addr.to_string(),
             fqdn.clone(),
-            TrustAnchors::from_pem(ca.cert_pem().as_bytes())
+            m2mtrust_channel::TrustAnchors::from_pem(ca.cert_pem().as_bytes())
                 .map_err(|e| format!("development CA: {e}"))?,
         ),
-        (None, Some(remote)) => {
-            let pem = std::fs::read(&remote.ca)
-                .map_err(|e| format!("maf.remote_ca: {}: {e}", remote.ca.display()))?;
-            let trust = TrustAnchors::from_pem(&pem)
-                .map_err(|e| format!("maf.remote_ca: {}: {e}", remote.ca.display()))?;
-            (remote.addr.clone(), remote.fqdn.clone(), trust)
-        }
+        (None, Some(remote)) => (
+            remote.addr.clone(),
+            remote.fqdn.clone(),
+            remote_ca(&remote.ca, "maf.remote_ca")?,
+        ),
         (None, None) => return Ok(None),
     };
+    retriever(settings, dir, sealer, ca, addr, fqdn, trust).map(Some)
+}
+
+/// The remote MEF of `[mef] remote_url` this CSE fetches enrolees' keys from (TS-0003
+/// §8.3.2.1), authenticated by its own certificate.
+fn mef_retriever(
+    settings: &Settings,
+    dir: &DataDir,
+    sealer: &Arc<m2mtrust_crypto::Sealer>,
+    ca: &m2mtrust_crypto::DevCa,
+) -> Result<Option<Arc<m2mtrust_mef::remote::RemoteMef>>, String> {
+    let Some(remote) = &settings.remote_mef else {
+        return Ok(None);
+    };
+    let trust = remote_ca(&remote.ca, "mef.remote_ca")?;
+    retriever(
+        settings,
+        dir,
+        sealer,
+        ca,
+        remote.addr.clone(),
+        remote.fqdn.clone(),
+        trust,
+    )
+    .map(Some)
+}
+
+/// A MEF or MAF at `addr` named `fqdn`, reached with this CSE's certificate (which names its
+/// CSE-ID), its certificate checked against `trust`.
+fn retriever(
+    settings: &Settings,
+    dir: &DataDir,
+    sealer: &Arc<m2mtrust_crypto::Sealer>,
+    ca: &m2mtrust_crypto::DevCa,
+    addr: String,
+    fqdn: String,
+    trust: m2mtrust_channel::TrustAnchors,
+) -> Result<Arc<m2mtrust_mef::remote::RemoteMef>, String> {
     let (chain, key) = server_identity(settings, dir, sealer, ca)?;
-    let me = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
-        .map_err(|e| format!("server certificate: {e}"))?;
-    Ok(Some(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
+    let me =
+        m2mtrust_channel::CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
+            .map_err(|e| format!("server certificate: {e}"))?;
+    Ok(Arc::new(m2mtrust_mef::remote::RemoteMef::new(
         addr,
         fqdn,
         me,
         trust,
         std::time::Duration::from_secs(5),
-    ))))
+    )))
+}
+
+/// The trust anchors of a remote trust function, from the PEM file of configuration key `key`.
+fn remote_ca(path: &std::path::Path, key: &str) -> Result<m2mtrust_channel::TrustAnchors, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{key}: {}: {e}", path.display()))?;
+    m2mtrust_channel::TrustAnchors::from_pem(&pem)
+        .map_err(|e| format!("{key}: {}: {e}", path.display()))
 }
 
 /// The CSE's certificate chain and key: `https.certificate`/`https.private_key`, or the one the
