@@ -274,28 +274,13 @@ impl Cse {
         };
         let dreq = self.das_request(ctx, denied, lifetime);
         for uri in uris {
-            let mut notify = Request::new(
-                Operation::Notify,
-                uri.clone(),
-                Some(self.home().cse_id.as_str().to_string()),
-            );
-            notify.request_id = crate::new_id("das");
-            notify.content = Some(json!({"m2m:seci": {
-                "sit": SIT_DYNAMIC_AUTHORIZATION_REQUEST,
-                "dreq": dreq,
-            }}));
-            let answer =
-                match tokio::time::timeout(self.cfg.das_timeout, client.send(&uri, notify)).await {
-                    Ok(Ok(resp)) => resp,
-                    Ok(Err(e)) => {
-                        tracing::warn!(das = %uri, error = %e, "DAS unreachable");
-                        continue;
-                    }
-                    Err(_) => {
-                        tracing::warn!(das = %uri, "DAS did not answer in time");
-                        continue;
-                    }
-                };
+            let answer = match self.ask_das(client.as_ref(), &uri, &dreq).await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::warn!(das = %uri, error = %e, "DAS unreachable");
+                    continue;
+                }
+            };
             if answer.status != Rsc::OK {
                 tracing::info!(das = %uri, rsc = answer.status.0, "DAS refused the consultation");
                 continue;
@@ -312,6 +297,30 @@ impl Cse {
         Ok(false)
     }
 
+    /// Sends `dreq` to the DAS at `uri` as this CSE (NOTIFY, `securityInfo` type 1) and waits
+    /// at most the configured time for its answer.
+    async fn ask_das(
+        &self,
+        client: &dyn DasClient,
+        uri: &str,
+        dreq: &Value,
+    ) -> std::result::Result<m2mtrust_model::Response, String> {
+        let mut notify = Request::new(
+            Operation::Notify,
+            uri,
+            Some(self.home().cse_id.as_str().to_string()),
+        );
+        notify.request_id = crate::new_id("das");
+        notify.content = Some(json!({"m2m:seci": {
+            "sit": SIT_DYNAMIC_AUTHORIZATION_REQUEST,
+            "dreq": dreq,
+        }}));
+        match tokio::time::timeout(self.cfg.das_timeout, client.send(uri, notify)).await {
+            Ok(answer) => answer,
+            Err(_) => Err("no answer in time".into()),
+        }
+    }
+
     /// Step 4.1 on one DAS answer: verifies its tokens (issuer, audience = this CSE, holder =
     /// the originator, validity) and installs its dynamic ACP. Nothing is granted unless the
     /// answer is `securityInfo` type 2.
@@ -322,14 +331,7 @@ impl Cse {
         content: Option<&Value>,
     ) -> Granted {
         let mut granted = Granted::default();
-        let Some(seci) = content.and_then(|c| c.get("m2m:seci")) else {
-            return granted;
-        };
-        if seci.get("sit").and_then(Value::as_u64) != Some(SIT_DYNAMIC_AUTHORIZATION_RESPONSE) {
-            tracing::info!(sit = ?seci.get("sit"), "DAS answer is not a Dynamic Authorization Response");
-            return granted;
-        }
-        let Some(dres) = seci.get("dres") else {
+        let Some(dres) = das_response(content) else {
             return granted;
         };
         let now = to_utc(ctx.now);
@@ -537,30 +539,9 @@ impl Cse {
                 if let Some(orig) = &ctx.originator {
                     dreq["or"] = orig.absolute(self.home()).into();
                 }
-                let mut notify = Request::new(
-                    Operation::Notify,
-                    uri.clone(),
-                    Some(self.home().cse_id.as_str().to_string()),
-                );
-                notify.request_id = crate::new_id("das");
-                notify.content = Some(json!({"m2m:seci": {
-                    "sit": SIT_DYNAMIC_AUTHORIZATION_REQUEST,
-                    "dreq": dreq,
-                }}));
-                let answer = tokio::time::timeout(self.cfg.das_timeout, client.send(&uri, notify))
-                    .await
-                    .map_err(|_| "timed out".to_string())
-                    .and_then(|r| r);
+                let answer = self.ask_das(client.as_ref(), &uri, &dreq).await;
                 let tokens: Vec<String> = match answer {
-                    Ok(resp) if resp.status == Rsc::OK => resp
-                        .content
-                        .as_ref()
-                        .and_then(|c| c.get("m2m:seci"))
-                        .filter(|s| {
-                            s.get("sit").and_then(Value::as_u64)
-                                == Some(SIT_DYNAMIC_AUTHORIZATION_RESPONSE)
-                        })
-                        .and_then(|s| s.get("dres"))
+                    Ok(resp) if resp.status == Rsc::OK => das_response(resp.content.as_ref())
                         .and_then(|d| d.get("tkns"))
                         .and_then(Value::as_array)
                         .map(|a| {
@@ -625,6 +606,17 @@ impl Cse {
         creator == self.cfg.admin_originator
             || self.cfg.role_authorities.iter().any(|a| a == creator)
     }
+}
+
+/// The `dasResponse` of a DAS answer, when it is a Dynamic Authorization Response
+/// (`securityInfo` type 2); nothing is granted otherwise.
+fn das_response(content: Option<&Value>) -> Option<&Value> {
+    let seci = content?.get("m2m:seci")?;
+    if seci.get("sit").and_then(Value::as_u64) != Some(SIT_DYNAMIC_AUTHORIZATION_RESPONSE) {
+        tracing::info!(sit = ?seci.get("sit"), "DAS answer is not a Dynamic Authorization Response");
+        return None;
+    }
+    seci.get("dres")
 }
 
 /// The `jti` of a compact JWS, read without verification; `None` for anything else (a JWE's
