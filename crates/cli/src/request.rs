@@ -324,57 +324,47 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
     let path = args.to.splitn(4, '/').nth(3).unwrap_or("").to_string();
     // End to end, the primitive travels to the Receiver's CSEBase inside a NOTIFY, so the
     // connection is to the host and the inner target is the primitive form of the path.
-    let esprim = match (&args.esprim_kid, &args.esprim_key_hex, args.escertke) {
-        _ if args.esprim_maf || args.esprim_enrolment => {
-            let target = match m2mtrust_binding_http::path_to_target(&format!("/{path}")) {
-                Ok(t) => t,
-                Err(e) => return usage(format!("--to: {e}")),
+    let end_to_end =
+        args.esprim_kid.is_some() || args.escertke || args.esprim_maf || args.esprim_enrolment;
+    let esprim = if end_to_end {
+        let target = match m2mtrust_binding_http::path_to_target(&format!("/{path}")) {
+            Ok(t) => t,
+            Err(e) => return usage(format!("--to: {e}")),
+        };
+        let receiver = match &args.esprim_receiver {
+            Some(r) => r.clone(),
+            None => default_receiver(&target),
+        };
+        // The pairwise key: given, from the device folder, or established below by ESCertKE.
+        let dir = args.data.as_deref().unwrap_or(Path::new("."));
+        let given = if args.esprim_enrolment {
+            match crate::enrol::load_enrolment_esprim_key(dir) {
+                Ok((kid, key)) => Some((kid.to_string(), key)),
+                Err(e) => return usage(format!("--esprim-enrolment: {e}")),
+            }
+        } else if args.esprim_maf {
+            let (kid, kc) = match crate::enrol::load_maf_esprim_key(dir) {
+                Ok(k) => k,
+                Err(e) => return usage(format!("--esprim-maf: {e}")),
             };
-            let receiver = match &args.esprim_receiver {
-                Some(r) => r.clone(),
-                None => default_receiver(&target),
-            };
-            let dir = args.data.as_deref().unwrap_or(Path::new("."));
-            let (kid, pairwise) = if args.esprim_enrolment {
-                match crate::enrol::load_enrolment_esprim_key(dir) {
-                    Ok(k) => k,
-                    Err(e) => return usage(format!("--esprim-enrolment: {e}")),
-                }
-            } else {
-                let (kid, kc) = match crate::enrol::load_maf_esprim_key(dir) {
-                    Ok(k) => k,
-                    Err(e) => return usage(format!("--esprim-maf: {e}")),
-                };
-                match m2mtrust_crypto::esprim::derive_pairwise_key_from_kc(
-                    &kc,
-                    m2mtrust_crypto::esprim::KC_PAIRWISE_LABEL,
-                ) {
-                    Ok(k) => (kid, k),
-                    Err(e) => return usage(format!("--esprim-maf: {e}")),
-                }
-            };
-            Some((Some((kid.to_string(), pairwise)), receiver, target))
-        }
-        (Some(_), Some(_), _) | (_, _, true) => {
-            let target = match m2mtrust_binding_http::path_to_target(&format!("/{path}")) {
-                Ok(t) => t,
-                Err(e) => return usage(format!("--to: {e}")),
-            };
-            let receiver = match &args.esprim_receiver {
-                Some(r) => r.clone(),
-                None => default_receiver(&target),
-            };
-            // The pairwise key: given, or established below by ESCertKE.
-            let given = match (&args.esprim_kid, &args.esprim_key_hex) {
-                (Some(kid), Some(hex)) => match read_key(hex) {
-                    Ok(k) => Some((kid.clone(), k)),
-                    Err(e) => return usage(format!("--esprim-key-hex: {e}")),
-                },
-                _ => None,
-            };
-            Some((given, receiver, target))
-        }
-        _ => None,
+            match m2mtrust_crypto::esprim::derive_pairwise_key_from_kc(
+                &kc,
+                m2mtrust_crypto::esprim::KC_PAIRWISE_LABEL,
+            ) {
+                Ok(k) => Some((kid.to_string(), k)),
+                Err(e) => return usage(format!("--esprim-maf: {e}")),
+            }
+        } else if let (Some(kid), Some(hex)) = (&args.esprim_kid, &args.esprim_key_hex) {
+            match read_key(hex) {
+                Ok(k) => Some((kid.clone(), k)),
+                Err(e) => return usage(format!("--esprim-key-hex: {e}")),
+            }
+        } else {
+            None
+        };
+        Some((given, receiver, target))
+    } else {
+        None
     };
     let base = match &esprim {
         Some(_) => args.to.splitn(4, '/').take(3).collect::<Vec<_>>().join("/"),
