@@ -91,10 +91,7 @@ impl StoreEsPrimKeys {
                         m2mtrust_crypto::kdf::derive_usage_constrained(&e.ke, &suid, fqdn).ok()?;
                     let identity = match e.assignment {
                         m2mtrust_mef::Assignment::CseId(c) => self.identity(&c)?,
-                        m2mtrust_mef::Assignment::AeIds(ids) if ids.len() == 1 => {
-                            self.identity(&ids[0])?
-                        }
-                        m2mtrust_mef::Assignment::AeIds(_) => return None,
+                        m2mtrust_mef::Assignment::AeIds(ids) => self.single_identity(&ids)?,
                     };
                     (key, identity, Some(e.expires))
                 }
@@ -103,12 +100,7 @@ impl StoreEsPrimKeys {
         } else {
             return self.fetch_enrolment_key(&ke_id, id);
         };
-        self.keep(id, &key, &identity, expires);
-        Some(PairwiseKey {
-            key,
-            identity,
-            not_after: expires,
-        })
+        Some(self.keep(id, key, identity, expires))
     }
 
     fn fetch_enrolment_key(&self, ke_id: &KpsaId, id: &str) -> Option<PairwiseKey> {
@@ -126,49 +118,49 @@ impl StoreEsPrimKeys {
         if fetched.expires.is_some_and(|e| e <= chrono::Utc::now()) {
             return None;
         }
-        let identity = match fetched.enrolee_id.as_slice() {
-            [one] if self.identity(one).is_some() => self.identity(one)?,
-            _ => return None,
-        };
-        self.keep(id, &fetched.key, &identity, fetched.expires);
-        Some(PairwiseKey {
-            key: fetched.key,
-            identity,
-            not_after: fetched.expires,
-        })
+        let identity = self.single_identity(&fetched.enrolee_id)?;
+        Some(self.keep(id, fetched.key, identity, fetched.expires))
     }
 
-    /// Keeps a derived or fetched key as a `13-<kid>` record (in the background).
+    /// The key, kept as a `13-<kid>` record (written in the background) for later objects.
     fn keep(
         &self,
         id: &str,
-        key: &SecretKey,
-        identity: &str,
+        key: SecretKey,
+        identity: String,
         expires: Option<chrono::DateTime<chrono::Utc>>,
-    ) {
-        let Ok(sealed) = self.sealer.seal(key.expose_bytes(), id.as_bytes()) else {
-            return;
-        };
-        let record = m2mtrust_store::CredentialRecord {
-            id: id.to_owned(),
-            kind: KIND.into(),
-            sealed_secret: Some(sealed),
-            binding: if identity.starts_with('/') && !identity[1..].contains('/') {
-                "cse".into()
-            } else {
-                "ae".into()
-            },
-            bound_ids: vec![identity.to_owned()],
-            created: m2mtrust_model::Timestamp::now(),
-            expires: expires.map(|t| m2mtrust_model::Timestamp(t.timestamp_micros())),
-        };
-        let store = self.store.clone();
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                if let Err(e) = store.write(move |w| w.put_credential(&record)).await {
-                    tracing::warn!(error = %e, "cannot keep an ESPrim key");
-                }
-            });
+    ) -> PairwiseKey {
+        match self.sealer.seal(key.expose_bytes(), id.as_bytes()) {
+            Ok(sealed) => crate::tls::keep_in_background(
+                self.store.clone(),
+                m2mtrust_store::CredentialRecord {
+                    id: id.to_owned(),
+                    kind: KIND.into(),
+                    sealed_secret: Some(sealed),
+                    binding: if identity.starts_with('/') && !identity[1..].contains('/') {
+                        "cse".into()
+                    } else {
+                        "ae".into()
+                    },
+                    bound_ids: vec![identity.clone()],
+                    created: m2mtrust_model::Timestamp::now(),
+                    expires: expires.map(|t| m2mtrust_model::Timestamp(t.timestamp_micros())),
+                },
+            ),
+            Err(e) => tracing::error!(error = %e, credential = %id, "cannot seal an ESPrim key"),
+        }
+        PairwiseKey {
+            key,
+            identity,
+            not_after: expires,
+        }
+    }
+
+    /// The identity of a key associated with exactly one AE-ID or CSE-ID.
+    fn single_identity(&self, ids: &[String]) -> Option<String> {
+        match ids {
+            [one] => self.identity(one),
+            _ => None,
         }
     }
 
@@ -200,20 +192,12 @@ impl StoreEsPrimKeys {
             tracing::info!(target: "audit", event = "esprim_key_refused", kid, suid = ?fetched.suid, "not an unexpired ESPrim key");
             return None;
         }
-        let identity = match fetched.enrolee_id.as_slice() {
-            [one] if self.identity(one).is_some() => self.identity(one)?,
-            _ => {
-                tracing::info!(target: "audit", event = "esprim_key_refused", kid, "the key's client is not one AE-ID or CSE-ID");
-                return None;
-            }
+        let Some(identity) = self.single_identity(&fetched.enrolee_id) else {
+            tracing::info!(target: "audit", event = "esprim_key_refused", kid, "the key's client is not one AE-ID or CSE-ID");
+            return None;
         };
         let key = derive_pairwise_key_from_kc(&fetched.key, KC_PAIRWISE_LABEL).ok()?;
-        self.keep(id, &key, &identity, fetched.expires);
-        Some(PairwiseKey {
-            key,
-            identity,
-            not_after: fetched.expires,
-        })
+        Some(self.keep(id, key, identity, fetched.expires))
     }
 }
 

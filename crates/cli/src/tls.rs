@@ -101,15 +101,8 @@ impl StoreCredentials {
                     created: m2mtrust_model::Timestamp::now(),
                     expires,
                 };
-                let store = self.store.clone();
                 // Kept for later handshakes; this one proceeds with the fetched key.
-                if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                    handle.spawn(async move {
-                        if let Err(e) = store.write(move |w| w.put_credential(&record)).await {
-                            tracing::warn!(error = %e, "cannot keep a fetched credential");
-                        }
-                    });
-                }
+                keep_in_background(self.store.clone(), record);
             }
             Err(e) => tracing::error!(error = %e, "cannot seal a fetched credential"),
         }
@@ -118,6 +111,19 @@ impl StoreCredentials {
             key,
             bound: binding,
         })
+    }
+}
+
+/// Writes a fetched or derived credential to the store without waiting for it (the caller runs
+/// inside a TLS callback or a request and uses the key at once); a failure is logged.
+pub(crate) fn keep_in_background(store: Arc<dyn Store>, record: m2mtrust_store::CredentialRecord) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            let id = record.id.clone();
+            if let Err(e) = store.write(move |w| w.put_credential(&record)).await {
+                tracing::warn!(error = %e, credential = %id, "cannot keep a fetched credential");
+            }
+        });
     }
 }
 
