@@ -493,65 +493,12 @@ impl Report {
         f: &mut fmt::Formatter<'_>,
         label_width: Option<usize>,
     ) -> fmt::Result {
-        if let Some(w) = label_width {
-            write!(f, "{:<w$}  ", "label")?;
-        }
-        writeln!(
-            f,
-            "{:>7}  {:<6}  {:>7}  {:>6}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>5}",
-            "clients",
-            "phase",
-            "ok",
-            "errors",
-            "elapsed_s",
-            "per_s",
-            "p50_ms",
-            "p90_ms",
-            "p99_ms",
-            "max_ms",
-            "conns"
-        )?;
-        for run in &self.maf_sae_runs {
-            for p in [&run.sae, &run.cached] {
-                if let (Some(w), Some(label)) = (label_width, &self.label) {
-                    write!(f, "{label:<w$}  ")?;
-                }
-                write!(
-                    f,
-                    "{:>7}  {:<6}  {:>7}  {:>6}  {:>9.3}  {:>9.1}",
-                    run.clients,
-                    p.phase,
-                    p.ok,
-                    p.errors,
-                    p.elapsed_ms / 1000.0,
-                    p.req_per_s
-                )?;
-                match &p.latency {
-                    Some(l) => write!(
-                        f,
-                        "  {:>8.3}  {:>8.3}  {:>8.3}  {:>8.3}",
-                        l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
-                    )?,
-                    None => write!(f, "  {:>8}  {:>8}  {:>8}  {:>8}", "-", "-", "-", "-")?,
-                }
-                writeln!(f, "  {:>5}", p.connections)?;
-            }
-        }
-        for run in &self.maf_sae_runs {
-            for p in [&run.sae, &run.cached] {
-                for e in &p.error_kinds {
-                    write!(
-                        f,
-                        "errors (c={} {}): {} x {}",
-                        run.clients, p.phase, e.count, e.kind
-                    )?;
-                    match &e.example {
-                        Some(example) => writeln!(f, ": {example}")?,
-                        None => writeln!(f)?,
-                    }
-                }
-            }
-        }
+        let rows: Vec<(u32, &PhaseReport)> = self
+            .maf_sae_runs
+            .iter()
+            .flat_map(|r| [(r.clients, &r.sae), (r.clients, &r.cached)])
+            .collect();
+        self.fmt_phase_rows(f, label_width, "per_s", &rows)?;
         // Every association registered a key at the MAF (and the CSE keeps what it retrieved)
         // until the key expires; the bench cannot delete them for the CSE.
         let registered: u64 = self.maf_sae_runs.iter().map(|r| r.keys_registered).sum();
@@ -567,12 +514,14 @@ impl Report {
 }
 
 impl Report {
-    /// The direct-authz table: one row per run and phase (with p90), then failures,
-    /// connections and what became of the run's resources.
-    fn fmt_authorizations(
+    /// A phase table with p90 (header, one row per clients value and phase, then the failures
+    /// of each phase by kind), the rate column titled `rate`.
+    fn fmt_phase_rows(
         &self,
         f: &mut fmt::Formatter<'_>,
         label_width: Option<usize>,
+        rate: &str,
+        rows: &[(u32, &PhaseReport)],
     ) -> fmt::Result {
         if let Some(w) = label_width {
             write!(f, "{:<w$}  ", "label")?;
@@ -585,54 +534,66 @@ impl Report {
             "ok",
             "errors",
             "elapsed_s",
-            "req/s",
+            rate,
             "p50_ms",
             "p90_ms",
             "p99_ms",
             "max_ms",
             "conns"
         )?;
-        for run in &self.direct_authz_runs {
-            for p in [&run.direct, &run.cached] {
-                if let (Some(w), Some(label)) = (label_width, &self.label) {
-                    write!(f, "{label:<w$}  ")?;
-                }
+        for (clients, p) in rows {
+            if let (Some(w), Some(label)) = (label_width, &self.label) {
+                write!(f, "{label:<w$}  ")?;
+            }
+            write!(
+                f,
+                "{:>7}  {:<6}  {:>7}  {:>6}  {:>9.3}  {:>9.1}",
+                clients,
+                p.phase,
+                p.ok,
+                p.errors,
+                p.elapsed_ms / 1000.0,
+                p.req_per_s
+            )?;
+            match &p.latency {
+                Some(l) => write!(
+                    f,
+                    "  {:>8.3}  {:>8.3}  {:>8.3}  {:>8.3}",
+                    l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+                )?,
+                None => write!(f, "  {:>8}  {:>8}  {:>8}  {:>8}", "-", "-", "-", "-")?,
+            }
+            writeln!(f, "  {:>5}", p.connections)?;
+        }
+        for (clients, p) in rows {
+            for e in &p.error_kinds {
                 write!(
                     f,
-                    "{:>7}  {:<6}  {:>7}  {:>6}  {:>9.3}  {:>9.1}",
-                    run.clients,
-                    p.phase,
-                    p.ok,
-                    p.errors,
-                    p.elapsed_ms / 1000.0,
-                    p.req_per_s
+                    "errors (c={} {}): {} x {}",
+                    clients, p.phase, e.count, e.kind
                 )?;
-                match &p.latency {
-                    Some(l) => write!(
-                        f,
-                        "  {:>8.3}  {:>8.3}  {:>8.3}  {:>8.3}",
-                        l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
-                    )?,
-                    None => write!(f, "  {:>8}  {:>8}  {:>8}  {:>8}", "-", "-", "-", "-")?,
-                }
-                writeln!(f, "  {:>5}", p.connections)?;
-            }
-        }
-        for run in &self.direct_authz_runs {
-            for p in [&run.direct, &run.cached] {
-                for e in &p.error_kinds {
-                    write!(
-                        f,
-                        "errors (c={} {}): {} x {}",
-                        run.clients, p.phase, e.count, e.kind
-                    )?;
-                    match &e.example {
-                        Some(example) => writeln!(f, ": {example}")?,
-                        None => writeln!(f)?,
-                    }
+                match &e.example {
+                    Some(example) => writeln!(f, ": {example}")?,
+                    None => writeln!(f)?,
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The direct-authz table: one row per run and phase (with p90), then failures,
+    /// connections and what became of the run's resources.
+    fn fmt_authorizations(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        label_width: Option<usize>,
+    ) -> fmt::Result {
+        let rows: Vec<(u32, &PhaseReport)> = self
+            .direct_authz_runs
+            .iter()
+            .flat_map(|r| [(r.clients, &r.direct), (r.clients, &r.cached)])
+            .collect();
+        self.fmt_phase_rows(f, label_width, "req/s", &rows)?;
         for run in &self.direct_authz_runs {
             writeln!(
                 f,
