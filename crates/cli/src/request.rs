@@ -53,12 +53,7 @@ pub fn client_options(
 ) -> Result<ClientOptions, String> {
     let credential = match (psk_id, cert) {
         (Some(id), _) => {
-            let hex = key_hex.ok_or("a PSK needs its key (--key-hex)")?;
-            let hex = match hex.strip_prefix('@') {
-                Some(file) => String::from_utf8(read(Path::new(file))?)
-                    .map_err(|_| format!("{file} is not text"))?,
-                None => hex.to_string(),
-            };
+            let hex = hex_arg(key_hex.ok_or("a PSK needs its key (--key-hex)")?)?;
             Credential::Psk {
                 kpsa_id: KpsaId::parse(id).map_err(|e| format!("KpsaID {id:?}: {e}"))?,
                 key: PskKey::from_hex(hex.trim()).map_err(|e| format!("PSK key: {e}"))?,
@@ -271,23 +266,14 @@ fn default_receiver(target: &str) -> String {
     }
 }
 
-/// A key given as hex or `@FILE` holding hex.
-fn read_key(hex: &str) -> Result<m2mtrust_crypto::SecretKey, String> {
-    let text = match hex.strip_prefix('@') {
-        Some(file) => {
-            String::from_utf8(read(Path::new(file))?).map_err(|_| format!("{file} is not text"))?
-        }
-        None => hex.to_string(),
-    };
-    let text = text.trim();
-    if text.len() < 32 || text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("at least 16 bytes of hex".into());
+/// A hex value given as is, or as `@FILE` naming a file that holds it.
+fn hex_arg(value: &str) -> Result<String, String> {
+    match value.strip_prefix('@') {
+        Some(file) => String::from_utf8(read(Path::new(file))?)
+            .map(|t| t.trim().to_string())
+            .map_err(|_| format!("{file} is not text")),
+        None => Ok(value.to_string()),
     }
-    let bytes: Vec<u8> = (0..text.len())
-        .step_by(2)
-        .filter_map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect();
-    Ok(m2mtrust_crypto::SecretKey::from_slice(&bytes))
 }
 
 async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
@@ -355,9 +341,11 @@ async fn send(args: &RequestArgs, options: ClientOptions) -> ExitCode {
                 Err(e) => return usage(format!("--esprim-maf: {e}")),
             }
         } else if let (Some(kid), Some(hex)) = (&args.esprim_kid, &args.esprim_key_hex) {
-            match read_key(hex) {
+            match hex_arg(hex)
+                .and_then(|h| crate::admin::key_from_hex(h.trim(), "--esprim-key-hex"))
+            {
                 Ok(k) => Some((kid.clone(), k)),
-                Err(e) => return usage(format!("--esprim-key-hex: {e}")),
+                Err(e) => return usage(e),
             }
         } else {
             None
