@@ -495,13 +495,7 @@ impl Cse {
     pub(crate) async fn resolve_token_ids(&self, ctx: &Ctx<'_>) -> Result<Vec<String>> {
         let ids = &ctx.req.token_ids;
         let mut found: Vec<Option<String>> = vec![None; ids.len()];
-        let repository = self.store().read(|s| {
-            let base = s.get_by_srn(&self.home().cse_base_name)?;
-            match base {
-                Some(b) => s.children(b.ri(), Some(T::TOKEN)),
-                None => Ok(Vec::new()),
-            }
-        })?;
+        let repository = self.repository(T::TOKEN)?;
         for (i, id) in ids.iter().enumerate() {
             found[i] = repository
                 .iter()

@@ -88,6 +88,17 @@ impl Cse {
         Ok(())
     }
 
+    /// The `<role>` or `<token>` resources (`ty`) of this CSE's Role and Token Repository: the
+    /// children of `<CSEBase>`.
+    pub(crate) fn repository(&self, ty: T) -> Result<Vec<m2mtrust_model::Resource>> {
+        Ok(self
+            .store()
+            .read(|s| match s.get_by_srn(&self.home().cse_base_name)? {
+                Some(base) => s.children(base.ri(), Some(ty)),
+                None => Ok(Vec::new()),
+            })?)
+    }
+
     /// TS-0003 §7.4 steps 2-4: the request's Role-IDs that valid `<role>` resources here
     /// assign to its originator.
     pub(crate) fn verify_roles(&self, ctx: &mut Ctx<'_>) -> Result<()> {
@@ -100,13 +111,7 @@ impl Cse {
         let holder = orig.absolute(self.home());
         let canonical = orig.canonical();
         let now = ctx.now;
-        let roles = self.store().read(|s| {
-            let base = s.get_by_srn(&self.home().cse_base_name)?;
-            match base {
-                Some(b) => s.children(b.ri(), Some(T::ROLE)),
-                None => Ok(Vec::new()),
-            }
-        })?;
+        let roles = self.repository(T::ROLE)?;
         for rid in &ctx.req.role_ids {
             let valid = roles.iter().find(|r| {
                 let text = |k: &str| r.attrs.get(k).and_then(Value::as_str);
