@@ -294,19 +294,38 @@ pub struct DeviceCredentials {
 }
 
 /// Opens the enrolment stored in `root`.
+/// A JSON file of the device folder; errors name the file.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    serde_json::from_slice(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The device's master key, which seals what its folder keeps.
+fn device_sealer(root: &Path) -> Result<Sealer, String> {
+    Sealer::load_or_create(&root.join("keys/master.key")).map_err(|e| e.to_string())
+}
+
+/// Opens the base64 sealed key `field` of the file at `path`, sealed with `aad`.
+fn unseal(
+    sealer: &Sealer,
+    path: &Path,
+    field: &str,
+    sealed: &str,
+    aad: &str,
+) -> Result<SecretKey, String> {
+    let sealed = B64
+        .decode(sealed)
+        .map_err(|e| format!("{}: {field}: {e}", path.display()))?;
+    sealer
+        .open(&sealed, aad.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 pub fn load(root: &Path) -> Result<DeviceCredentials, String> {
     let path = root.join("enrolment.json");
-    let stored: StoredEnrolment =
-        serde_json::from_slice(&read(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
-    let sealer =
-        Sealer::load_or_create(&root.join("keys/master.key")).map_err(|e| e.to_string())?;
+    let stored: StoredEnrolment = read_json(&path)?;
+    let sealer = device_sealer(root)?;
     let key_id = &stored.security_profile.key_id;
-    let sealed = B64
-        .decode(&stored.sealed_key)
-        .map_err(|e| format!("{}: sealedKey: {e}", path.display()))?;
-    let key: SecretKey = sealer
-        .open(&sealed, key_id.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let key = unseal(&sealer, &path, "sealedKey", &stored.sealed_key, key_id)?;
     let kpsa = KpsaId::parse(key_id).map_err(|e| format!("{}: keyID: {e}", path.display()))?;
     let psk = PskKey::new(key.expose_bytes().to_vec()).map_err(|e| e.to_string())?;
     let certificate = if stored.certificate {
@@ -643,33 +662,27 @@ async fn register_key_inner(args: &RegisterKeyArgs) -> Result<(String, String), 
 /// enrol`.
 pub fn load_enrolment_esprim_key(root: &Path) -> Result<(KpsaId, SecretKey), String> {
     let path = root.join("enrolment.json");
-    let stored: StoredEnrolment =
-        serde_json::from_slice(&read(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let stored: StoredEnrolment = read_json(&path)?;
     let key_id = &stored.security_profile.key_id;
     let sealed = stored
         .sealed_esprim_key
         .as_deref()
         .ok_or_else(|| format!("{} holds no ESPrim key (enrol again)", path.display()))?;
-    let sealed = B64
-        .decode(sealed)
-        .map_err(|e| format!("{}: sealedEsprimKey: {e}", path.display()))?;
-    let sealer =
-        Sealer::load_or_create(&root.join("keys/master.key")).map_err(|e| e.to_string())?;
-    let key = sealer
-        .open(&sealed, format!("esprim:{key_id}").as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let key = unseal(
+        &device_sealer(root)?,
+        &path,
+        "sealedEsprimKey",
+        sealed,
+        &format!("esprim:{key_id}"),
+    )?;
     let kid = KpsaId::parse(key_id).map_err(|e| format!("{}: keyID: {e}", path.display()))?;
-    Ok((kid, SecretKey::from_slice(key.expose_bytes())))
+    Ok((kid, key))
 }
 
 /// The MAF-distributed key for end-to-end security stored by `maf register-key --usage
 /// esprim`: (Key Identifier, Kc).
-pub fn load_maf_esprim_key(root: &Path) -> Result<(KpsaId, m2mtrust_crypto::SecretKey), String> {
-    let (kid, key) = load_stored_maf_key(root, MafKeyUsage::Esprim)?;
-    Ok((
-        kid,
-        m2mtrust_crypto::SecretKey::from_slice(key.expose_bytes()),
-    ))
+pub fn load_maf_esprim_key(root: &Path) -> Result<(KpsaId, SecretKey), String> {
+    load_stored_maf_key(root, MafKeyUsage::Esprim)
 }
 
 /// The MAF-distributed key stored by `maf register-key`: (Key Identifier, Kc).
@@ -681,25 +694,17 @@ pub fn load_maf_key(root: &Path) -> Result<(KpsaId, PskKey), String> {
     ))
 }
 
-fn load_stored_maf_key(
-    root: &Path,
-    usage: MafKeyUsage,
-) -> Result<(KpsaId, m2mtrust_crypto::SecretKey), String> {
+fn load_stored_maf_key(root: &Path, usage: MafKeyUsage) -> Result<(KpsaId, SecretKey), String> {
     let path = root.join(usage.file());
-    let stored: StoredMafKey =
-        serde_json::from_slice(&read(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
-    let sealer =
-        Sealer::load_or_create(&root.join("keys/master.key")).map_err(|e| e.to_string())?;
-    let sealed = B64
-        .decode(&stored.sealed_key)
-        .map_err(|e| format!("{}: sealedKey: {e}", path.display()))?;
-    let key = sealer
-        .open(&sealed, stored.key_identifier.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let stored: StoredMafKey = read_json(&path)?;
+    let key = unseal(
+        &device_sealer(root)?,
+        &path,
+        "sealedKey",
+        &stored.sealed_key,
+        &stored.key_identifier,
+    )?;
     let kid = KpsaId::parse(&stored.key_identifier)
         .map_err(|e| format!("{}: keyIdentifier: {e}", path.display()))?;
-    Ok((
-        kid,
-        m2mtrust_crypto::SecretKey::from_slice(key.expose_bytes()),
-    ))
+    Ok((kid, key))
 }
