@@ -65,15 +65,7 @@ impl CseTerminator {
         let home = &settings.cse.home;
         let certificate = CertifiedKey::from_pem(chain.as_bytes(), key.expose_pem().as_bytes())
             .map_err(|e| format!("ESCertKE: server certificate: {e}"))?;
-        let mut trust =
-            crate::datadir::trust_anchors(ca, &settings.trust_anchors, "https.trust_anchors")?;
-        for path in &settings.crls {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("https.crls: {}: {e}", path.display()))?;
-            trust
-                .add_crl_pem(&pem)
-                .map_err(|e| format!("https.crls: {}: {e}", path.display()))?;
-        }
+        let trust = crate::serve::client_trust(settings, ca)?;
         let rules = IdentityRules::new(
             home.sp_id.domain(),
             home.cse_id.clone(),

@@ -461,16 +461,7 @@ pub(crate) fn tls_acceptor(
             .map_err(|e| format!("https.sni {}: {e}", sni.name))?;
         config.sni_certificates.push((sni.name.clone(), certified));
     }
-    let mut trust =
-        crate::datadir::trust_anchors(ca, &settings.trust_anchors, "https.trust_anchors")?;
-    for path in &settings.crls {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("https.crls: {}: {e}", path.display()))?;
-        trust
-            .add_crl_pem(&pem)
-            .map_err(|e| format!("https.crls: {}: {e}", path.display()))?;
-    }
-    config.client_trust = Some(trust);
+    config.client_trust = Some(client_trust(settings, ca)?);
     config.psk_identity_hint = Some(home.cse_id.bare().to_string());
     let mut credentials = StoreCredentials::new(store.clone(), sealer.clone());
     // Keys of devices enrolled at a MEF, or distributed by a MAF, are fetched from it.
@@ -482,6 +473,24 @@ pub(crate) fn tls_acceptor(
     }
     m2mtrust_channel::TlsAcceptor::new(config, Arc::new(credentials))
         .map_err(|e| format!("TLS: {e}"))
+}
+
+/// What certificates of peers are checked against: the development CA, `https.trust_anchors`
+/// and the CRLs of `https.crls`.
+pub(crate) fn client_trust(
+    settings: &Settings,
+    ca: &m2mtrust_crypto::DevCa,
+) -> Result<m2mtrust_channel::TrustAnchors, String> {
+    let mut trust =
+        crate::datadir::trust_anchors(ca, &settings.trust_anchors, "https.trust_anchors")?;
+    for path in &settings.crls {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("https.crls: {}: {e}", path.display()))?;
+        trust
+            .add_crl_pem(&pem)
+            .map_err(|e| format!("https.crls: {}: {e}", path.display()))?;
+    }
+    Ok(trust)
 }
 
 /// The MAF this CSE retrieves MAF-distributed keys from (TS-0003 §8.8.2.8), authenticated by
