@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Server, register};
+use common::{Server, ae_cert, register};
 use serde_json::json;
 
 #[test]
@@ -83,26 +83,6 @@ fn consultations_are_created_validated_and_linked() {
     assert_eq!(r.rsc(), 4108, "{}", r.body);
 }
 
-/// An AE's certificate from the data folder's CA: (cert, key) paths.
-fn ae_cert(s: &Server, dir: &std::path::Path, ae: &str) -> (String, String) {
-    let prefix = dir.join(ae);
-    let (code, out, err) = common::m2mtrust(&[
-        "cert",
-        "issue",
-        "--data",
-        s.data.to_str().unwrap(),
-        "--ae-id",
-        ae,
-        "--out",
-        prefix.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
-    (
-        format!("{}.pem", prefix.display()),
-        format!("{}-key.pem", prefix.display()),
-    )
-}
-
 /// `m2mtrust request` to `url` as `from` over its certificate; (exit code, stdout+stderr).
 fn send(
     s: &Server,
@@ -167,7 +147,7 @@ const READER: &str = "//m2mtrust.example/id-in/Creader";
 /// The reader AE registered over its certificate, and a container only the admin may use,
 /// linked to a consultation of the DAS of `up`.
 fn setup(s: &Server, dir: &std::path::Path) -> (String, String) {
-    let reader = ae_cert(s, dir, "Creader");
+    let reader = ae_cert(&s.data, dir, "Creader");
     let ae = r#"{"m2m:ae": {"rn": "reader", "api": "Nreader", "rr": false, "srv": ["3"]}}"#;
     let (code, out) = send(
         s,

@@ -7,28 +7,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{Server, m2mtrust};
-
-fn ae_cert(data: &Path, dir: &Path, ae: &str) -> (String, String) {
-    let prefix = dir.join(ae);
-    let (code, out, err) = m2mtrust(&[
-        "cert",
-        "issue",
-        "--data",
-        data.to_str().unwrap(),
-        "--ae-id",
-        ae,
-        "--out",
-        prefix.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
-    (
-        format!("{}.pem", prefix.display()),
-        format!("{}-key.pem", prefix.display()),
-    )
-}
+use common::{Server, ae_cert, m2mtrust};
 
 /// `m2mtrust request` to `url` with the certificate `cert`; (exit code, stdout, stderr).
 fn request(

@@ -5,29 +5,10 @@
 
 mod common;
 
-use common::{Server, m2mtrust};
+use common::{Server, ae_cert, m2mtrust};
 
 const KID: &str = "e2e1@in.m2mtrust.example";
 const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-
-fn ae_cert(s: &Server, dir: &std::path::Path, ae: &str) -> (String, String) {
-    let prefix = dir.join(ae);
-    let (code, out, err) = m2mtrust(&[
-        "cert",
-        "issue",
-        "--data",
-        s.data.to_str().unwrap(),
-        "--ae-id",
-        ae,
-        "--out",
-        prefix.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
-    (
-        format!("{}.pem", prefix.display()),
-        format!("{}-key.pem", prefix.display()),
-    )
-}
 
 fn send(
     s: &Server,
@@ -66,8 +47,8 @@ fn esprim_requests_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("in"), &[]);
     let data = s.data.to_str().unwrap();
-    let ae1 = ae_cert(&s, dir.path(), "Cae1");
-    let ae2 = ae_cert(&s, dir.path(), "Cae2");
+    let ae1 = ae_cert(&s.data, dir.path(), "Cae1");
+    let ae2 = ae_cert(&s.data, dir.path(), "Cae2");
     for (ae, cert) in [("Cae1", &ae1), ("Cae2", &ae2)] {
         let body =
             format!(r#"{{"m2m:ae": {{"rn": "{ae}", "api": "Napp", "rr": false, "srv": ["3"]}}}}"#);

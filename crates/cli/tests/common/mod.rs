@@ -401,3 +401,24 @@ pub fn register(server: &Server, origin: &str, rn: &str) -> String {
     assert_eq!(r.rsc(), 2001, "register {origin}: {}", r.body);
     r.json()["m2m:ae"]["aei"].as_str().unwrap().to_string()
 }
+
+/// An AE-ID certificate for `ae` from the CA of the data folder `data`, written under `dir`:
+/// (certificate chain, private key) paths.
+pub fn ae_cert(data: &Path, dir: &Path, ae: &str) -> (String, String) {
+    let prefix = dir.join(ae);
+    let (code, out, err) = m2mtrust(&[
+        "cert",
+        "issue",
+        "--data",
+        data.to_str().unwrap(),
+        "--ae-id",
+        ae,
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    (
+        format!("{}.pem", prefix.display()),
+        format!("{}-key.pem", prefix.display()),
+    )
+}
